@@ -1,0 +1,137 @@
+"""The run ledger: one DynamoDB item per (run_id, stage) recording start, end, status and counts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from mlops.clients import resource
+from mlops.settings import get_settings
+
+
+class Status(str, Enum):
+    STARTED = "STARTED"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+    PENDING = "PENDING"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+def _table() -> Any:
+    return resource("dynamodb").Table(get_settings().require("ledger_table"))
+
+
+def start(run_id: str, stage: str, **detail: Any) -> None:
+    """Mark ``stage`` of ``run_id`` as started (a retry restarts it)."""
+    _table().update_item(
+        Key={"run_id": run_id, "stage": stage},
+        UpdateExpression="SET #s = :s, started_at = :t, detail = :d REMOVE ended_at, reason",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": Status.STARTED.value, ":t": _now(), ":d": _to_dynamo(detail)},
+    )
+
+
+def finish(
+    run_id: str,
+    stage: str,
+    status: Status,
+    *,
+    counts: dict[str, int | float] | None = None,
+    reason: str | None = None,
+    **detail: Any,
+) -> None:
+    """Record the outcome of ``stage``; ``detail`` is merged into what ``start`` recorded."""
+    names = {"#s": "status"}
+    values: dict[str, Any] = {":s": status.value, ":t": _now()}
+    sets = ["#s = :s", "ended_at = :t", "started_at = if_not_exists(started_at, :t)"]
+    if counts is not None:
+        sets.append("counts = :c")
+        values[":c"] = _to_dynamo(counts)
+    if reason is not None:
+        sets.append("reason = :r")
+        values[":r"] = reason
+    for i, (key, value) in enumerate(detail.items()):
+        names[f"#d{i}"] = key
+        values[f":d{i}"] = _to_dynamo(value)
+        sets.append(f"#d{i} = :d{i}")
+    _table().update_item(
+        Key={"run_id": run_id, "stage": stage},
+        UpdateExpression="SET " + ", ".join(sets),
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
+    )
+
+
+def claim(run_id: str, stage: str, **detail: Any) -> bool:
+    """Atomically start ``stage`` once: True for the first caller, False for any duplicate."""
+    table = _table()
+    try:
+        table.put_item(
+            Item=_to_dynamo(
+                {"run_id": run_id, "stage": stage, "status": Status.STARTED.value, "started_at": _now()}
+                | ({"detail": detail} if detail else {})
+            ),
+            ConditionExpression="attribute_not_exists(run_id)",
+        )
+    except table.meta.client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def stages(run_id: str) -> list[dict[str, Any]]:
+    """Every stage item of a run, oldest first."""
+    table = _table()
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "KeyConditionExpression": "run_id = :r",
+        "ExpressionAttributeValues": {":r": run_id},
+    }
+    while True:
+        page = table.query(**kwargs)
+        items.extend(_from_dynamo(item) for item in page["Items"])
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return sorted(items, key=lambda item: item.get("started_at", ""))
+
+
+def latest_runs(limit: int = 20) -> list[str]:
+    """Run ids seen in the ledger, newest first (a scan: the ledger is small)."""
+    table = _table()
+    runs: dict[str, str] = {}
+    kwargs: dict[str, Any] = {"ProjectionExpression": "run_id, started_at"}
+    while True:
+        page = table.scan(**kwargs)
+        for item in page["Items"]:
+            started = str(item.get("started_at", ""))
+            runs[item["run_id"]] = max(runs.get(item["run_id"], ""), started)
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return sorted(runs, key=lambda r: runs[r], reverse=True)[:limit]

@@ -1,0 +1,79 @@
+"""Typed configuration: every setting arrives as an environment variable set in template.yaml."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MissingSetting(RuntimeError):
+    """A function was deployed without an environment variable it needs."""
+
+
+class Settings(BaseModel):
+    """All pipeline settings; each field reads the upper-cased environment variable of its name.
+
+    Fields are optional because each function receives only what it needs; ``require`` turns
+    a missing one into a clear error naming the variable.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    stage: str = "dev"
+    dataset: str = "used_cars"
+    raw_bucket: str | None = None
+    validated_bucket: str | None = None
+    quarantine_bucket: str | None = None
+    curated_bucket: str | None = None
+    artifacts_bucket: str | None = None
+    ledger_table: str | None = None
+    idempotency_table: str | None = None
+    glue_database: str | None = None
+    glue_job_name: str | None = None
+    event_bus_name: str = "default"
+    site_spec_uri: str | None = None
+    max_pages: int = Field(default=1000, ge=1)
+    max_items: int = Field(default=100_000, ge=1)
+    politeness_delay_seconds: float = Field(default=0.0, ge=0)
+    training_role_arn: str | None = None
+    training_image_uri: str | None = None
+    training_instance_type: str = "ml.m5.large"
+    training_max_runtime_seconds: int = 3600
+    training_use_spot: bool = True
+    training_max_wait_seconds: int = 7200
+    model_package_group: str | None = None
+    approval_policy: Literal["auto", "manual"] = "auto"
+    champion_margin: float = 0.0
+    endpoint_name: str | None = None
+    inference_image_uri: str | None = None
+    serverless_memory_mb: int = 2048
+    serverless_max_concurrency: int = 5
+    endpoint_instance_type: str | None = None
+    sagemaker_execution_role_arn: str | None = None
+    notification_topic_arn: str | None = None
+    alarm_names: str = ""
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = {name: os.environ[name.upper()] for name in cls.model_fields if name.upper() in os.environ}
+        return cls.model_validate(env)
+
+    def require(self, name: str) -> str:
+        value = getattr(self, name)
+        if value in (None, ""):
+            raise MissingSetting(f"environment variable {name.upper()} is not set")
+        return str(value)
+
+
+@cache
+def _cached(snapshot: frozenset[tuple[str, str]]) -> Settings:
+    return Settings.from_env()
+
+
+def get_settings() -> Settings:
+    """Settings for the current environment, re-read when the environment changes."""
+    keys = {name.upper() for name in Settings.model_fields}
+    return _cached(frozenset((k, v) for k, v in os.environ.items() if k in keys))

@@ -1,0 +1,74 @@
+"""Fixtures every test shares: offline AWS credentials, moto, and the sample events in events/."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+
+# Set before any boto3 client exists: no real credentials, no metadata probe, one region.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SECURITY_TOKEN="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    AWS_EC2_METADATA_DISABLED="true",
+    POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_METRICS_NAMESPACE="ServerlessMLOpsTest",
+    POWERTOOLS_DEV="false",
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_PROFILE", None)
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A sample event from events/ by file name (with or without .json)."""
+    path = EVENTS / (name if name.endswith(".json") else f"{name}.json")
+    return json.loads(path.read_text())
+
+
+@pytest.fixture
+def event() -> Any:
+    return load_event
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """A fresh moto account for one test, with the shared clients forgotten before and after."""
+    from moto import mock_aws
+
+    from mlops import clients
+
+    clients.reset()
+    with mock_aws():
+        yield
+    clients.reset()
+
+
+class LambdaContext:
+    """The attributes of the Lambda context object that Powertools and our handlers read."""
+
+    function_name = "test-function"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+    log_group_name = "/aws/lambda/test-function"
+    log_stream_name = "test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return LambdaContext()
