@@ -54,7 +54,7 @@ validate: $(SAM_VENV)/.installed ## sam validate and sam validate --lint (each c
 	$(SAM) validate --lint
 
 checkov: $(CHECKOV_VENV)/.installed ## Static security checks of template.yaml
-	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformation -f template.yaml
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 
 build: $(SAM_VENV)/.installed ## sam build (no container)
 	PATH="$$(dirname $$(tools/find-python312.sh)):$$PATH" $(SAM) build
