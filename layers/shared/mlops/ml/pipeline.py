@@ -1,0 +1,82 @@
+"""The whole preparation on one pandas frame: the reference the Glue job must agree with.
+
+Used for small data and tests; the Glue job runs the same steps through Spark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from mlops.ml.cleaning import UnusableData, clean, deduplicate
+from mlops.ml.features import add_features
+from mlops.ml.preprocessing import curate, fit_from_stats, statistics_for
+from mlops.ml.profile import profile_from_stats
+from mlops.ml.splitting import DEFAULT_FRACTIONS, SPLITS, assign_splits
+
+SPLIT_COLUMN = "split"
+
+
+@dataclass
+class Prepared:
+    """Curated frames per split, the artifacts, and the counts the manifest reports."""
+
+    splits: dict[str, pd.DataFrame]
+    artifact: dict[str, Any]
+    profile: dict[str, Any]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def featurise(cleaned: pd.DataFrame, contract: dict[str, Any], shares: Any) -> pd.DataFrame:
+    """Derived features plus the split column (one row-level step, as Spark runs it)."""
+    featured = add_features(cleaned, contract["name"])
+    featured[SPLIT_COLUMN] = assign_splits(featured, contract["keys"], shares)
+    return featured
+
+
+def check_splits(counts: dict[str, int], run_id: str) -> None:
+    """Every split needs rows: training, early stopping and evaluation each read one."""
+    empty = [s for s in SPLITS if counts.get(s, 0) == 0]
+    if empty:
+        sizes = ", ".join(f"{s}={counts.get(s, 0)}" for s in SPLITS)
+        raise UnusableData(f"too few usable rows in run {run_id} to fill every split ({sizes})")
+
+
+def prepare(
+    df: pd.DataFrame,
+    contract: dict[str, Any],
+    *,
+    run_id: str = "",
+    shares: Any = DEFAULT_FRACTIONS,
+) -> Prepared:
+    """Clean, de-duplicate, add features, split, fit on train, curate every split."""
+    rows_in = len(df)
+    if rows_in == 0:
+        raise UnusableData(f"run {run_id} has no validated rows")
+    cleaned = clean(df, contract, training=True)
+    if cleaned.empty:
+        raise UnusableData(f"no usable rows in run {run_id}: every row lacks a key or target")
+    unique = deduplicate(cleaned, contract)
+    featured = featurise(unique, contract, shares)
+    counts = {s: int((featured[SPLIT_COLUMN] == s).sum()) for s in SPLITS}
+    check_splits(counts, run_id)
+    train = featured[featured[SPLIT_COLUMN] == "train"]
+    stats = statistics_for(train, contract)
+    artifact = fit_from_stats(stats, contract)
+    splits = {
+        s: curate(featured[featured[SPLIT_COLUMN] == s].reset_index(drop=True), artifact)
+        for s in SPLITS
+    }
+    return Prepared(
+        splits=splits,
+        artifact=artifact,
+        profile=profile_from_stats(stats, contract),
+        counts={
+            "rows_in": rows_in,
+            "rows_dropped": rows_in - len(cleaned),
+            "duplicates_dropped": len(cleaned) - len(unique),
+            **counts,
+        },
+    )

@@ -1,0 +1,62 @@
+"""Deterministic train/validation/test assignment from a hash of each record's key.
+
+A key always lands in the same split, across runs, processes, machines and engines, so a
+listing seen in training never reappears as a test example in a later run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import pandas as pd
+
+SPLITS = ("train", "validation", "test")
+DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
+_SEPARATOR = "\x1f"
+
+
+def fractions(train: float | None = None, validation: float | None = None) -> tuple[float, ...]:
+    """(train, validation, test) fractions; test takes the rest. Raises on impossible values."""
+    t = DEFAULT_FRACTIONS[0] if train is None else float(train)
+    v = DEFAULT_FRACTIONS[1] if validation is None else float(validation)
+    if not (0 < t < 1 and 0 < v < 1 and t + v < 1):
+        raise ValueError(
+            f"split fractions must be positive and leave room for test: train={t}, validation={v}"
+        )
+    return (t, v, round(1 - t - v, 10))
+
+
+def unit_interval(key: str) -> float:
+    """A stable number in [0, 1) for a key (first 8 bytes of its BLAKE2b digest)."""
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def split_of(key: str, shares: Sequence[float] = DEFAULT_FRACTIONS) -> str:
+    """The split a key belongs to."""
+    point = unit_interval(key)
+    if point < shares[0]:
+        return SPLITS[0]
+    if point < shares[0] + shares[1]:
+        return SPLITS[1]
+    return SPLITS[2]
+
+
+def key_text(df: pd.DataFrame, keys: Sequence[str]) -> pd.Series:
+    """One string per row joining its key values."""
+    if not keys:
+        raise ValueError("the contract declares no keys: a stable split needs a key")
+    parts = [df[k].astype(object).map(lambda v: "" if v is None else str(v)) for k in keys]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + _SEPARATOR + part
+    return joined
+
+
+def assign_splits(
+    df: pd.DataFrame, keys: Sequence[str], shares: Sequence[float] = DEFAULT_FRACTIONS
+) -> pd.Series:
+    """The split name of every row of ``df``."""
+    texts = key_text(df, keys)
+    return pd.Series([split_of(t, shares) for t in texts.tolist()], index=df.index, dtype=object)
