@@ -1,0 +1,28 @@
+"""Validate function: an S3 "Object Created" event on the raw bucket, via EventBridge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops.observability import logger, metrics, tracer
+from mlops.validation.objects import handle_object_created
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = parse(event=event, model=S3EventNotificationEventBridgeModel)
+    # Idempotent per object version; bad objects come back as an outcome, AWS errors raise.
+    result = handle_object_created(parsed, context)
+    # A replayed duplicate was already counted when it was processed.
+    metric = "DuplicateDeliveries" if result.replayed else result.metric
+    metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+    if result.run_emitted:
+        metrics.add_metric(name="RunsValidated", unit=MetricUnit.Count, value=1)
+    return result.model_dump(mode="json")

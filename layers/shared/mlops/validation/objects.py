@@ -1,0 +1,450 @@
+"""Validate one raw object: valid rows to the validated zone, invalid rows and bad files to
+quarantine, one report per object, then record the object towards its run's completion.
+
+``handle_object_created`` is the entry point of the validate function: it processes each
+object version once (Powertools idempotency keyed on bucket, key and version id or etag).
+pandas and awswrangler are imported only when a data object is read, so a manifest event
+(and any module importing this one) does not pay for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ValidationError
+
+from mlops import lake, runs
+from mlops.clients import client
+from mlops.contract import Contract, ContractError, load_contract
+from mlops.observability import bind_run, logger
+from mlops.settings import get_settings
+from mlops.validation.completion import (
+    Completion,
+    PartOutcome,
+    RawManifest,
+    record_bad_manifest,
+    record_manifest,
+    record_part,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlops.validation.checks import CheckResult
+
+Outcome = Literal["validated", "rejected", "unreadable", "missing", "manifest", "bad_manifest"]
+METRIC_OF_OUTCOME = {
+    "validated": "ObjectsValidated",
+    "rejected": "ObjectsRejected",
+    "unreadable": "UnreadableObjects",
+    "missing": "MissingObjects",
+    "manifest": "ManifestsRecorded",
+    "bad_manifest": "UnreadableObjects",
+}
+# Longer than EventBridge's retry window (1 h) and Lambda's async retries, so any
+# redelivery of the same object version finds the record.
+IDEMPOTENCY_SECONDS = 7 * 24 * 3600
+_RUN_PREFIX = re.compile(r"(?:^|/)run_id=[^/]+/")
+_INGEST_DATE = re.compile(r"(?:^|/)ingest_date=(\d{4}-\d{2}-\d{2})/")
+_ATHENA_TYPES = {
+    "int": "bigint",
+    "float": "double",
+    "string": "string",
+    "category": "string",
+    "bool": "boolean",
+    "datetime": "timestamp",
+}
+
+
+class RawObject(BaseModel):
+    """One version of an object in the raw zone, as an S3 "Object Created" event names it."""
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str = ""
+    size: float | None = None
+    event_time: datetime
+
+    @classmethod
+    def from_event(cls, event: S3EventNotificationEventBridgeModel) -> RawObject:
+        obj = event.detail.object
+        version = obj.version_id if obj.version_id not in (None, "", "null") else None
+        return cls(
+            bucket=event.detail.bucket.name,
+            key=unquote_plus(obj.key),
+            version_id=version,
+            etag=obj.etag,
+            size=obj.size,
+            event_time=event.time,
+        )
+
+    @property
+    def version(self) -> str:
+        """What tells two uploads of the same key apart: the version id, else the etag."""
+        return self.version_id or self.etag
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+class ObjectResult(BaseModel):
+    """What validating one object did (also the response stored for idempotent replays)."""
+
+    outcome: Outcome
+    metric: str
+    run_id: str
+    dataset: str
+    key: str
+    version: str
+    rows_in: int = 0
+    rows_valid: int = 0
+    rows_quarantined: int = 0
+    reason: str | None = None
+    report_key: str | None = None
+    run_complete: bool = False
+    run_emitted: bool = False
+    replayed: bool = False
+
+
+def handle_object_created(
+    event: S3EventNotificationEventBridgeModel, lambda_context: Any = None
+) -> ObjectResult:
+    """Validate the object an event names, once per object version."""
+    obj = RawObject.from_event(event)
+    settings = get_settings()
+    config = IdempotencyConfig(
+        expires_after_seconds=IDEMPOTENCY_SECONDS, response_hook=_mark_replayed
+    )
+    if lambda_context is not None:
+        # Lets a crashed attempt's in-progress record expire when its Lambda would have.
+        config.register_lambda_context(lambda_context)
+    persistence = DynamoDBPersistenceLayer(
+        table_name=settings.require("idempotency_table"), boto3_client=client("dynamodb")
+    )
+    once = idempotent_function(
+        data_keyword_argument="identity", persistence_store=persistence, config=config
+    )(_validate_once)
+    identity = {"bucket": obj.bucket, "key": obj.key, "version": obj.version}
+    return ObjectResult.model_validate(once(identity=identity, obj=obj))
+
+
+def _validate_once(identity: dict[str, str], obj: RawObject) -> dict[str, Any]:
+    return validate_object(obj).model_dump(mode="json")
+
+
+def _mark_replayed(response: Any, data_record: Any) -> Any:
+    if isinstance(response, dict):
+        response = response | {"replayed": True}
+    return response
+
+
+def validate_object(obj: RawObject) -> ObjectResult:
+    """Validate one object version (not idempotent by itself: see ``handle_object_created``)."""
+    dataset = lake.dataset_of_key(obj.key) or "unknown"
+    run_id = runs.run_id_for_object(obj.key, obj.version)
+    bind_run(run_id, dataset=dataset, object_key=obj.key)
+    if obj.key.rsplit("/", 1)[-1] == lake.MANIFEST:
+        return _record_manifest(obj, dataset, run_id)
+
+    match = _INGEST_DATE.search(obj.key)
+    ingest_date = match.group(1) if match else obj.event_time.strftime("%Y-%m-%d")
+    contract: Contract | None = None
+    try:
+        if lake.dataset_of_key(obj.key) is None:
+            raise ContractError(f"key {obj.key} does not name a dataset")
+        contract = load_contract(dataset)
+        body = _read(obj)
+        if body is None:
+            return _finish(
+                obj, dataset, run_id, ingest_date, contract, "missing", "object no longer exists"
+            )
+        return _validate_data(obj, body, dataset, run_id, ingest_date, contract)
+    except ContractError as exc:
+        return _unreadable(obj, dataset, run_id, ingest_date, contract, str(exc))
+    except _Unreadable as exc:
+        return _unreadable(obj, dataset, run_id, ingest_date, contract, str(exc))
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _read(obj: RawObject) -> bytes | None:
+    s3 = client("s3")
+    params = {"Bucket": obj.bucket, "Key": obj.key}
+    if obj.version_id:
+        params["VersionId"] = obj.version_id
+    try:
+        return s3.get_object(**params)["Body"].read()
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("NoSuchKey", "NoSuchVersion"):
+            return None
+        raise
+
+
+def _validate_data(
+    obj: RawObject, body: bytes, dataset: str, run_id: str, ingest_date: str, contract: Contract
+) -> ObjectResult:
+    from mlops.validation.checks import check_frame, expected_columns
+    from mlops.validation.readers import UnreadableObject, read_frame
+
+    try:
+        frame = read_frame(body, obj.key)
+    except UnreadableObject as exc:
+        raise _Unreadable(str(exc)) from None
+    if not set(map(str, frame.columns)) & expected_columns(contract):
+        raise _Unreadable(f"none of the contract's columns in {sorted(map(str, frame.columns))}")
+
+    result = check_frame(frame, contract)
+    settings = get_settings()
+    _write_rows(obj, result, dataset, run_id, ingest_date, contract, settings)
+    outcome: Outcome = "rejected" if result.rejected else "validated"
+    report = _report(obj, dataset, run_id, contract, outcome, result.rejection_reason)
+    report |= result.summary()
+    report_key = _put_report(dataset, run_id, obj, report)
+    logger.info(
+        "object validated",
+        extra={k: report[k] for k in ("rows_in", "rows_valid", "rows_quarantined", "status")},
+    )
+    return _finish(
+        obj,
+        dataset,
+        run_id,
+        ingest_date,
+        contract,
+        outcome,
+        result.rejection_reason,
+        rows=(result.rows_in, result.rows_valid, result.rows_quarantined),
+        report_key=report_key,
+    )
+
+
+def _write_rows(
+    obj: RawObject,
+    result: CheckResult,
+    dataset: str,
+    run_id: str,
+    ingest_date: str,
+    contract: Contract,
+    settings: Any,
+) -> None:
+    """Write this object's rows, replacing what an earlier attempt for the same key wrote."""
+    import awswrangler as wr
+
+    # awswrangler appends a random suffix to file names; a prefix of our own per source key
+    # lets a retry (or a changed re-upload) delete its earlier files instead of duplicating.
+    prefix = "src-" + hashlib.sha256(obj.key.encode()).hexdigest()[:16] + "-"
+    ingest_time = obj.event_time.astimezone(timezone.utc).replace(tzinfo=None)
+
+    valid_root = lake.validated_path(settings.require("validated_bucket"), dataset)
+    wr.s3.delete_objects(f"{valid_root}ingest_date={ingest_date}/run_id={run_id}/{prefix}")
+    if result.rows_valid:
+        valid = _with_lineage(result.valid, obj, run_id, ingest_time)
+        valid["ingest_date"] = ingest_date
+        wr.s3.to_parquet(
+            valid,
+            path=valid_root,
+            dataset=True,
+            mode="append",
+            partition_cols=["ingest_date", "run_id"],
+            database=settings.require("glue_database"),
+            table=dataset,
+            dtype=_athena_types(contract, valid),
+            filename_prefix=prefix,
+        )
+
+    rows_root = lake.quarantine_rows_path(settings.require("quarantine_bucket"), dataset)
+    wr.s3.delete_objects(f"{rows_root}run_id={run_id}/{prefix}")
+    if result.rows_quarantined:
+        wr.s3.to_parquet(
+            _with_lineage(result.invalid, obj, run_id, ingest_time),
+            path=rows_root,
+            dataset=True,
+            mode="append",
+            partition_cols=["run_id"],
+            filename_prefix=prefix,
+        )
+
+
+def _with_lineage(
+    frame: pd.DataFrame, obj: RawObject, run_id: str, ingest_time: datetime
+) -> pd.DataFrame:
+    frame = frame.copy()
+    frame["source_object"] = obj.uri
+    frame["ingest_time"] = ingest_time
+    frame["run_id"] = run_id
+    return frame
+
+
+def _athena_types(contract: Contract, frame: pd.DataFrame) -> dict[str, str]:
+    types = {name: _ATHENA_TYPES[spec.type] for name, spec in contract.columns.items()}
+    types |= {name: "string" for name in contract.lineage_columns if name in frame.columns}
+    types |= {"source_object": "string", "ingest_time": "timestamp"}
+    return types
+
+
+def _report(
+    obj: RawObject,
+    dataset: str,
+    run_id: str,
+    contract: Contract | None,
+    outcome: Outcome,
+    reason: str | None,
+) -> dict[str, Any]:
+    return {
+        "status": outcome,
+        "reason": reason,
+        "dataset": dataset,
+        "run_id": run_id,
+        "source": {
+            "bucket": obj.bucket,
+            "key": obj.key,
+            "version_id": obj.version_id,
+            "etag": obj.etag,
+            "size": obj.size,
+        },
+        "contract": None
+        if contract is None
+        else {"name": contract.name, "version": contract.version},
+        "validated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _put_report(dataset: str, run_id: str, obj: RawObject, report: dict[str, Any]) -> str:
+    key = lake.validation_report_key(dataset, run_id, obj.key)
+    client("s3").put_object(
+        Bucket=get_settings().require("quarantine_bucket"),
+        Key=key,
+        Body=json.dumps(report, default=str, indent=1).encode(),
+        ContentType="application/json",
+    )
+    return key
+
+
+def _unreadable(
+    obj: RawObject,
+    dataset: str,
+    run_id: str,
+    ingest_date: str,
+    contract: Contract | None,
+    reason: str,
+) -> ObjectResult:
+    """Keep a copy of the whole object in quarantine with a report; never retried."""
+    quarantine = get_settings().require("quarantine_bucket")
+    source = {"Bucket": obj.bucket, "Key": obj.key}
+    if obj.version_id:
+        source["VersionId"] = obj.version_id
+    client("s3").copy_object(
+        CopySource=source,
+        Bucket=quarantine,
+        Key=lake.quarantine_object_key(dataset, run_id, obj.key),
+    )
+    report = _report(obj, dataset, run_id, contract, "unreadable", reason)
+    report |= {"rows_in": 0, "rows_valid": 0, "rows_quarantined": 0}
+    report_key = _put_report(dataset, run_id, obj, report)
+    logger.warning("unreadable object quarantined", extra={"reason": reason})
+    return _finish(
+        obj, dataset, run_id, ingest_date, contract, "unreadable", reason, report_key=report_key
+    )
+
+
+def _finish(
+    obj: RawObject,
+    dataset: str,
+    run_id: str,
+    ingest_date: str,
+    contract: Contract | None,
+    outcome: Outcome,
+    reason: str | None,
+    *,
+    rows: tuple[int, int, int] = (0, 0, 0),
+    report_key: str | None = None,
+) -> ObjectResult:
+    rows_in, rows_valid, rows_quarantined = rows
+    part = PartOutcome(
+        key=obj.key,
+        outcome=outcome,
+        rows_in=rows_in,
+        rows_valid=rows_valid,
+        rows_quarantined=rows_quarantined,
+        reason=reason,
+    )
+    completion = record_part(
+        run_id,
+        dataset,
+        part,
+        owner=f"{obj.key}#{obj.version}",
+        contract_version=None if contract is None else contract.version,
+        ingest_date=ingest_date,
+        alone=not _RUN_PREFIX.search(obj.key),
+    )
+    return _result(obj, dataset, run_id, outcome, completion, part=part, report_key=report_key)
+
+
+def _record_manifest(obj: RawObject, dataset: str, run_id: str) -> ObjectResult:
+    body = _read(obj)
+    try:
+        if body is None:
+            raise ValueError("manifest no longer exists")
+        manifest = RawManifest.model_validate_json(body)
+        if manifest.run_id != run_id:
+            raise ValueError(f"manifest names run {manifest.run_id}, its key run {run_id}")
+    except (ValidationError, ValueError) as exc:
+        # A broken manifest cannot complete its run; record it loudly, do not retry forever.
+        reason = f"unreadable manifest: {exc}"
+        logger.error(reason)
+        record_bad_manifest(run_id, dataset, obj.key, reason)
+        report = _report(obj, dataset, run_id, None, "bad_manifest", reason)
+        return _result(
+            obj,
+            dataset,
+            run_id,
+            "bad_manifest",
+            None,
+            reason=reason,
+            report_key=_put_report(dataset, run_id, obj, report),
+        )
+    completion = record_manifest(manifest, obj.key, owner=f"{obj.key}#{obj.version}")
+    return _result(obj, manifest.dataset, run_id, "manifest", completion)
+
+
+def _result(
+    obj: RawObject,
+    dataset: str,
+    run_id: str,
+    outcome: Outcome,
+    completion: Completion | None,
+    *,
+    part: PartOutcome | None = None,
+    reason: str | None = None,
+    report_key: str | None = None,
+) -> ObjectResult:
+    return ObjectResult(
+        outcome=outcome,
+        metric=METRIC_OF_OUTCOME[outcome],
+        run_id=run_id,
+        dataset=dataset,
+        key=obj.key,
+        version=obj.version,
+        rows_in=part.rows_in if part else 0,
+        rows_valid=part.rows_valid if part else 0,
+        rows_quarantined=part.rows_quarantined if part else 0,
+        reason=part.reason if part else reason,
+        report_key=report_key,
+        run_complete=bool(completion and completion.complete),
+        run_emitted=bool(completion and completion.emitted),
+    )
