@@ -1,0 +1,217 @@
+"""HTTP wiring of the web app: routes, request/response models, error answers, OpenAPI, docs.
+
+Every failure becomes a JSON ``ErrorResponse`` with a clear message and the request id; a
+stack trace is logged, never returned.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import Server
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.metrics import MetricUnit
+
+from mlops.observability import logger, metrics
+from mlops.web import endpoint, service
+from mlops.web.fields import FieldError, RowsRejected, row_json_schema
+from mlops.web.models import (
+    MAX_BATCH_ROWS,
+    ErrorResponse,
+    HealthResponse,
+    ModelResponse,
+    PredictionRequest,
+    PredictionResponse,
+)
+from mlops.web.page import render_page
+
+TITLE = "serverless-mlops prediction API"
+API_VERSION = "1.0.0"
+JSON = "application/json"
+
+app = APIGatewayHttpResolver(enable_validation=True)
+
+
+def _errors(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"model": ErrorResponse}}}
+
+
+def _request_id() -> str | None:
+    try:
+        return app.current_event.request_context.request_id
+    except (AttributeError, KeyError):
+        return None
+
+
+def _base_path() -> str:
+    """The stage prefix of this request's URL (``/dev``), empty on a ``$default`` stage."""
+    context = app.current_event.request_context
+    stage = context.stage
+    if stage and stage != "$default" and context.http.path.startswith(f"/{stage}"):
+        return f"/{stage}"
+    return ""
+
+
+def _error(status: int, message: str, errors: list[FieldError] | None = None) -> Response:
+    body = ErrorResponse(message=message, errors=errors or [], request_id=_request_id())
+    return Response(status_code=status, content_type=JSON, body=body)
+
+
+@app.get("/", include_in_schema=False)
+def page() -> Response[str]:
+    html = render_page(service.form_spec(), base_path=_base_path())
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=html)
+
+
+@app.post(
+    "/predictions",
+    summary="Predict the target for one row or a batch of rows",
+    description=(
+        f'Send one row object, a list of rows or `{{"instances": [...]}}` (at most '
+        f"{MAX_BATCH_ROWS} rows). Rows are checked against the dataset contract: a missing "
+        "required field, a value out of range, an unknown option or an unknown field is a 422 "
+        "listing every error with its row index and field."
+    ),
+    responses={
+        200: {"description": "one prediction per row and the model that made them"},
+        413: _errors("more rows than one request may carry"),
+        422: _errors("rows that do not satisfy the contract, with per-field errors"),
+        502: _errors("the model answered something malformed"),
+        503: _errors("no model is being served right now"),
+    },
+)
+def predictions(body: Annotated[PredictionRequest, Body()]) -> PredictionResponse:
+    return service.predict(body.rows(), request_id=_request_id())
+
+
+@app.get(
+    "/model",
+    summary="The served model: version, training run, when trained, evaluation metrics",
+    responses={200: {"description": "the served model"}, 503: _errors("no model is served")},
+)
+def model() -> ModelResponse:
+    return service.model_info()
+
+
+@app.get(
+    "/health",
+    summary="Whether the endpoint is InService (200) or not (503)",
+    responses={
+        200: {"description": "the endpoint serves"},
+        503: {
+            "description": "the endpoint is missing or not InService",
+            "content": {JSON: {"model": HealthResponse}},
+        },
+    },
+)
+def health() -> Response[HealthResponse]:
+    body, status = service.health()
+    return Response(status_code=status, content_type=JSON, body=body)
+
+
+def openapi_document(base_path: str) -> dict[str, Any]:
+    """The OpenAPI document, with the row schema generated from the dataset contract."""
+    document = json.loads(
+        app.get_openapi_json_schema(
+            title=TITLE,
+            version=API_VERSION,
+            servers=[Server(url=base_path or "/")],
+            description="Predictions from the model the serverless MLOps pipeline deployed.",
+        )
+    )
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    try:
+        schemas["Row"] = row_json_schema(service.form_spec())
+    except Exception:  # the generic row schema still documents the API without a contract
+        logger.warning("contract unavailable; OpenAPI row schema left generic", exc_info=True)
+    return document
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi() -> Response[str]:
+    body = json.dumps(openapi_document(_base_path()))
+    return Response(status_code=200, content_type=JSON, body=body)
+
+
+@cache
+def _swagger_assets() -> tuple[str, str]:
+    # Powertools ships the Swagger UI bundle: inlining it keeps /docs working offline.
+    from aws_lambda_powertools.event_handler import openapi as powertools_openapi
+
+    folder = Path(powertools_openapi.__file__).parent / "swagger_ui"
+    return (
+        (folder / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+        (folder / "swagger-ui.min.css").read_text(encoding="utf-8"),
+    )
+
+
+@app.get("/docs", include_in_schema=False)
+def docs() -> Response[str]:
+    from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
+
+    spec = json.dumps(openapi_document(_base_path())).replace("</", "<\\/")
+    script, style = _swagger_assets()
+    html = generate_swagger_html(spec, script, style, "", None)
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=html)
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(exc: RequestValidationError) -> Response:
+    # Values are checked by the contract; what fails here is the body's shape, so one error
+    # per row (or for the whole body) says more than pydantic's per-union-branch details.
+    if any(error.get("type") == "json_invalid" for error in exc.errors()):
+        errors = [FieldError(message="the request body is not valid JSON")]
+    else:
+        rows = sorted({p for e in exc.errors() for p in e.get("loc", ()) if isinstance(p, int)})
+        errors = [FieldError(row=row, message="each row must be a JSON object") for row in rows]
+    metrics.add_metric(name="PredictionRequestsRejected", unit=MetricUnit.Count, value=1)
+    return _error(422, 'send one row object, a list of rows or {"instances": [rows]}', errors)
+
+
+@app.exception_handler(RowsRejected)
+def _rows_rejected(exc: RowsRejected) -> Response:
+    metrics.add_metric(name="PredictionRequestsRejected", unit=MetricUnit.Count, value=1)
+    return _error(422, "some values do not satisfy the dataset contract", exc.errors)
+
+
+@app.exception_handler(service.BatchTooLarge)
+def _too_large(exc: service.BatchTooLarge) -> Response:
+    metrics.add_metric(name="PredictionRequestsRejected", unit=MetricUnit.Count, value=1)
+    return _error(413, str(exc))
+
+
+@app.exception_handler(endpoint.EndpointUnavailable)
+def _unavailable(exc: endpoint.EndpointUnavailable) -> Response:
+    logger.warning("endpoint unavailable", extra={"request_id": _request_id(), "error": str(exc)})
+    metrics.add_metric(name="EndpointUnavailable", unit=MetricUnit.Count, value=1)
+    return _error(503, f"no model can answer right now: {exc}")
+
+
+@app.exception_handler(endpoint.MalformedModelAnswer)
+def _malformed(exc: endpoint.MalformedModelAnswer) -> Response:
+    logger.error("malformed model answer", extra={"request_id": _request_id(), "error": str(exc)})
+    metrics.add_metric(name="MalformedModelAnswers", unit=MetricUnit.Count, value=1)
+    return _error(502, f"the model gave an unusable answer: {exc}")
+
+
+@app.not_found
+def _not_found(exc: NotFoundError) -> Response:
+    return _error(404, "Not Found")
+
+
+@app.exception_handler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    logger.exception("unhandled error in the web app", extra={"request_id": _request_id()})
+    metrics.add_metric(name="WebErrors", unit=MetricUnit.Count, value=1)
+    return _error(500, "internal error; quote the request id when reporting it")
+
+
+def resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Answer one API Gateway HTTP API (payload v2.0) event."""
+    return app.resolve(event, context)

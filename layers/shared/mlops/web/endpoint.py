@@ -1,0 +1,258 @@
+"""The SageMaker endpoint behind the web app: which model it serves, whether it is up, predictions.
+
+The served version is read from the endpoint itself (endpoint → endpoint config → model →
+tags set by the deploy function), not from the registry, so the answer names the model that
+actually produced the prediction.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel
+
+from mlops.clients import client
+
+# Endpoint status is re-read this often; a deploy switches versions within this window.
+_STATUS_TTL_SECONDS = 10.0
+_UNAVAILABLE_CODES = {
+    "ModelNotReadyException",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "InternalDependencyException",
+    "ThrottlingException",
+    "ValidationError",
+    "ValidationException",
+}
+
+
+class EndpointUnavailable(RuntimeError):
+    """The endpoint is missing, not InService, or cannot be reached (HTTP 503)."""
+
+
+class EndpointMissing(EndpointUnavailable):
+    """No endpoint of that name exists: nothing has been deployed yet."""
+
+
+class MalformedModelAnswer(RuntimeError):
+    """The model answered something the API cannot return: not JSON, wrong shape (HTTP 502)."""
+
+
+class ServedModel(BaseModel):
+    """The model an endpoint serves, from the tags the deploy function put on it."""
+
+    endpoint: str
+    endpoint_status: str
+    endpoint_config: str | None = None
+    model_name: str | None = None
+    version: str | None = None
+    model_package_arn: str | None = None
+    run_id: str | None = None
+    dataset: str | None = None
+    trained_at: str | None = None
+
+
+class EndpointNotInService(EndpointUnavailable):
+    """The endpoint exists but is not InService (Creating, Updating, Failed …)."""
+
+    def __init__(self, model: ServedModel) -> None:
+        super().__init__(f"endpoint {model.endpoint} is {model.endpoint_status}, not InService")
+        self.model = model
+
+
+class Prediction(BaseModel):
+    predictions: list[Any]
+    probabilities: list[Any] | None = None
+    model: dict[str, Any] | None = None
+
+
+_lock = threading.Lock()
+_status_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+# Endpoint configs and models are immutable in SageMaker, so their chain is cached for good.
+_chain_cache: dict[str, dict[str, Any]] = {}
+
+
+def clear_cache() -> None:
+    """Forget cached endpoint descriptions (tests; a new moto account)."""
+    with _lock:
+        _status_cache.clear()
+        _chain_cache.clear()
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _describe_endpoint(name: str) -> dict[str, Any]:
+    now = time.monotonic()
+    with _lock:
+        cached = _status_cache.get(name)
+    if cached and now - cached[0] < _STATUS_TTL_SECONDS:
+        return cached[1]
+    try:
+        description = client("sagemaker").describe_endpoint(EndpointName=name)
+    except ClientError as exc:
+        if _error_code(exc) in ("ValidationException", "ResourceNotFound"):
+            raise EndpointMissing(
+                f"endpoint {name} does not exist (no model deployed yet)"
+            ) from exc
+        raise EndpointUnavailable(
+            f"endpoint {name} cannot be described: {_error_code(exc)}"
+        ) from exc
+    except BotoCoreError as exc:
+        raise EndpointUnavailable(f"endpoint {name} cannot be described: {exc}") from exc
+    with _lock:
+        _status_cache[name] = (now, description)
+    return description
+
+
+def _tags_of_config(config_name: str) -> dict[str, Any]:
+    with _lock:
+        if config_name in _chain_cache:
+            return _chain_cache[config_name]
+    sagemaker = client("sagemaker")
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
+    variants = config.get("ProductionVariants") or []
+    model_name = variants[0].get("ModelName") if variants else None
+    tags: dict[str, str] = {}
+    created: str | None = None
+    if model_name:
+        model = sagemaker.describe_model(ModelName=model_name)
+        created = str(model["CreationTime"].isoformat()) if model.get("CreationTime") else None
+        listed = sagemaker.list_tags(ResourceArn=model["ModelArn"]).get("Tags", [])
+        tags = {tag["Key"]: tag["Value"] for tag in listed}
+    chain = {"model_name": model_name, "tags": tags, "created": created}
+    with _lock:
+        _chain_cache[config_name] = chain
+    return chain
+
+
+def served_model(name: str) -> ServedModel:
+    """What ``name`` serves and its status; raises EndpointUnavailable if it cannot serve."""
+    description = _describe_endpoint(name)
+    status = str(description.get("EndpointStatus", "Unknown"))
+    config_name = description.get("EndpointConfigName")
+    chain: dict[str, Any] = {"model_name": None, "tags": {}, "created": None}
+    if config_name:
+        try:
+            chain = _tags_of_config(config_name)
+        except (ClientError, BotoCoreError) as exc:
+            raise EndpointUnavailable(
+                f"endpoint {name} configuration cannot be read: {exc}"
+            ) from exc
+    tags = chain["tags"]
+    model = ServedModel(
+        endpoint=name,
+        endpoint_status=status,
+        endpoint_config=config_name,
+        model_name=chain["model_name"],
+        version=tags.get("model_package_version"),
+        model_package_arn=tags.get("model_package_arn"),
+        run_id=tags.get("run_id"),
+        dataset=tags.get("dataset"),
+        trained_at=tags.get("trained_at") or tags.get("created_at") or chain["created"],
+    )
+    if status != "InService":
+        raise EndpointNotInService(model)
+    return model
+
+
+def invoke(name: str, rows: list[dict[str, Any]]) -> Prediction:
+    """The model's answer for ``rows``; raises EndpointUnavailable or MalformedModelAnswer."""
+    try:
+        response = client("sagemaker-runtime").invoke_endpoint(
+            EndpointName=name,
+            ContentType="application/json",
+            Accept="application/json",
+            Body=json.dumps(rows).encode(),
+        )
+        raw = response["Body"].read()
+    except ClientError as exc:
+        code = _error_code(exc)
+        if code == "ModelError":
+            raise MalformedModelAnswer(f"the model failed on this request: {exc}") from exc
+        if code in _UNAVAILABLE_CODES:
+            raise EndpointUnavailable(f"endpoint {name} cannot serve now ({code})") from exc
+        raise
+    except BotoCoreError as exc:
+        # Connection refused, timeouts, closed connections: the endpoint is not reachable.
+        raise EndpointUnavailable(f"endpoint {name} cannot be reached: {exc}") from exc
+    return parse_answer(raw, expected=len(rows))
+
+
+def parse_answer(raw: bytes, expected: int) -> Prediction:
+    """The model's JSON answer checked for shape: one prediction (and probability) per row."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedModelAnswer("the model's answer is not JSON") from None
+    if isinstance(document, list):
+        document = {"predictions": document}
+    if not isinstance(document, dict) or not isinstance(document.get("predictions"), list):
+        raise MalformedModelAnswer("the model's answer has no 'predictions' list")
+    try:
+        answer = Prediction.model_validate(document)
+    except ValueError as exc:
+        raise MalformedModelAnswer(f"the model's answer has the wrong shape: {exc}") from None
+    if len(answer.predictions) != expected:
+        raise MalformedModelAnswer(
+            f"the model answered {len(answer.predictions)} predictions for {expected} rows"
+        )
+    if answer.probabilities is not None and len(answer.probabilities) != expected:
+        raise MalformedModelAnswer(
+            f"the model answered {len(answer.probabilities)} probabilities for {expected} rows"
+        )
+    return answer
+
+
+def _flatten_quality(document: dict[str, Any]) -> dict[str, float]:
+    """Metrics from SageMaker's model-quality statistics (``{"…_metrics": {m: {value}}}``)."""
+    metrics: dict[str, float] = {}
+    for key, group in document.items():
+        if key.endswith("_metrics") and isinstance(group, dict):
+            for name, value in group.items():
+                if isinstance(value, dict) and isinstance(value.get("value"), int | float):
+                    metrics[name] = float(value["value"])
+    return metrics
+
+
+def _read_s3_json(uri: str) -> dict[str, Any]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    body = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    document = json.loads(body)
+    return document if isinstance(document, dict) else {}
+
+
+def evaluation_of(model_package_arn: str) -> dict[str, Any] | None:
+    """The evaluation recorded with a model package (metric name and values), None if unreachable.
+
+    Reads ``ModelMetrics.ModelQuality.Statistics`` (our evaluation.json, or SageMaker's
+    statistics format); the page works without it, so any failure only omits metrics.
+    """
+    try:
+        package = client("sagemaker").describe_model_package(ModelPackageName=model_package_arn)
+        uri = (
+            package.get("ModelMetrics", {})
+            .get("ModelQuality", {})
+            .get("Statistics", {})
+            .get("S3Uri")
+        )
+        if not uri:
+            return None
+        document = _read_s3_json(uri)
+    except (ClientError, BotoCoreError, ValueError):
+        return None
+    if isinstance(document.get("candidate"), dict):
+        return {
+            "metric": document.get("metric"),
+            "task": document.get("task"),
+            "values": document["candidate"],
+            "baseline": document.get("baseline"),
+            "test_rows": document.get("test_rows"),
+        }
+    flattened = _flatten_quality(document)
+    return {"values": flattened} if flattened else None

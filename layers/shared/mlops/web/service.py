@@ -1,0 +1,102 @@
+"""What the web API does, independent of HTTP: predict, describe the model, report health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from mlops import naming
+from mlops.observability import bind_run, metrics
+from mlops.settings import get_settings
+from mlops.web import endpoint
+from mlops.web.fields import FieldError, FormSpec, RowsRejected, load_spec, validate_rows
+from mlops.web.models import (
+    MAX_BATCH_ROWS,
+    HealthResponse,
+    ModelResponse,
+    ModelVersion,
+    PredictionResponse,
+)
+
+
+class BatchTooLarge(ValueError):
+    """More rows than one request may carry (HTTP 413)."""
+
+
+def endpoint_name() -> str:
+    """The endpoint serving the configured dataset in this stage."""
+    settings = get_settings()
+    return settings.endpoint_name or naming.endpoint_name(settings.dataset, settings.stage)
+
+
+def form_spec() -> FormSpec:
+    return load_spec(get_settings().dataset)
+
+
+def predict(rows: list[Any], request_id: str | None = None) -> PredictionResponse:
+    """Predictions for ``rows`` after checking them against the contract."""
+    if len(rows) > MAX_BATCH_ROWS:
+        raise BatchTooLarge(
+            f"a request may carry at most {MAX_BATCH_ROWS} rows; this one has {len(rows)}"
+        )
+    if not rows:
+        raise RowsRejected([FieldError(message="the request contains no rows")])
+    spec = form_spec()
+    clean = validate_rows(rows, spec)
+    name = endpoint_name()
+    served = endpoint.served_model(name)
+    # The served model's run id links each prediction log line to the pipeline run behind it.
+    bind_run(served.run_id or "unknown", request_id=request_id, model_version=served.version)
+    answer = endpoint.invoke(name, clean)
+    metrics.add_metric(name="RowsPredicted", unit=MetricUnit.Count, value=len(clean))
+    return PredictionResponse(
+        predictions=answer.predictions,
+        probabilities=answer.probabilities,
+        target=spec.target,
+        model=ModelVersion(
+            endpoint=name,
+            version=served.version,
+            model_package_arn=served.model_package_arn,
+            run_id=served.run_id,
+            trained_at=served.trained_at,
+        ),
+    )
+
+
+def model_info() -> ModelResponse:
+    """The served model's version, lineage and evaluation."""
+    served = endpoint.served_model(endpoint_name())
+    evaluation = (
+        endpoint.evaluation_of(served.model_package_arn) if served.model_package_arn else None
+    )
+    return ModelResponse(
+        **served.model_dump(exclude={"endpoint_config", "model_name"}), evaluation=evaluation
+    )
+
+
+def health() -> tuple[HealthResponse, int]:
+    """Endpoint status with the HTTP status to answer: 200 when InService, else 503."""
+    name = endpoint_name()
+    try:
+        served = endpoint.served_model(name)
+    except endpoint.EndpointNotInService as exc:
+        metrics.add_metric(name="HealthUnavailable", unit=MetricUnit.Count, value=1)
+        body = HealthResponse(
+            status="unavailable",
+            endpoint=name,
+            endpoint_status=exc.model.endpoint_status,
+            version=exc.model.version,
+            message=str(exc),
+        )
+        return body, 503
+    except endpoint.EndpointUnavailable as exc:
+        metrics.add_metric(name="HealthUnavailable", unit=MetricUnit.Count, value=1)
+        status = "Missing" if isinstance(exc, endpoint.EndpointMissing) else "Unreachable"
+        body = HealthResponse(
+            status="unavailable", endpoint=name, endpoint_status=status, message=str(exc)
+        )
+        return body, 503
+    return HealthResponse(
+        status="ok", endpoint=name, endpoint_status=served.endpoint_status, version=served.version
+    ), 200
