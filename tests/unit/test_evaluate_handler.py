@@ -1,0 +1,320 @@
+"""The evaluate function in moto: register, report, ledger, notifications, redelivery."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from mlops import ledger
+
+ROOT = Path(__file__).resolve().parents[2]
+GROUP = "mlops-used-cars-dev"
+RUN_ID = "20261127T083000Z-1a2b3c4d"
+JOB = f"mlops-used-cars-{RUN_ID}"
+ARTIFACTS = "mlops-artifacts-test"
+MODEL_KEY = f"models/used_cars/{JOB}/output/model.tar.gz"
+
+
+def evaluation_json(candidate: float = 1200.0, champion: float | None = None) -> dict[str, Any]:
+    return {
+        "task": "regression",
+        "metric": "rmse",
+        "candidate": {"rmse": candidate, "mae": candidate * 0.7, "r2": 0.91},
+        "baseline": {"rmse": 8000.0, "mae": 6000.0, "r2": 0.0},
+        "champion": None if champion is None else {"rmse": champion},
+        "test_rows": 4,
+        "sample": {"y_true": [10000, 12000, 9000, 20000], "y_pred": [10500, 11800, 9400, 19000]},
+        "feature_importance": {"year": 0.5, "mileage": 0.3, "make": 0.2},
+    }
+
+
+def model_tarball(evaluation: dict[str, Any] | None) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        files = {"model.joblib": b"not a real model"}
+        if evaluation is not None:
+            files["evaluation.json"] = json.dumps(evaluation).encode()
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def training_event(
+    status: str = "Completed", job: str = JOB, run_id: str = RUN_ID
+) -> dict[str, Any]:
+    """A "SageMaker Training Job State Change" event as AWS sends it."""
+    detail: dict[str, Any] = {
+        "TrainingJobName": job,
+        "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{job}",
+        "TrainingJobStatus": status,
+        "SecondaryStatus": status,
+        "ModelArtifacts": {"S3ModelArtifacts": f"s3://{ARTIFACTS}/{MODEL_KEY}"},
+        "AlgorithmSpecification": {
+            "TrainingImage": "683313688378.dkr.ecr.us-east-1.amazonaws.com/"
+            "sagemaker-scikit-learn:1.4-2-cpu-py3",
+            "TrainingInputMode": "File",
+        },
+        "InputDataConfig": [
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3Uri": f"s3://curated/dataset=used_cars/run_id={run_id}/split=train/"
+                    }
+                },
+            }
+        ],
+        "Tags": {"run_id": run_id, "dataset": "used_cars", "contract_version": "1.0.0"},
+    }
+    if status != "Completed":
+        detail["FailureReason"] = "AlgorithmError: training script exited with 1"
+    return {
+        "version": "0",
+        "id": "844e2571-85d4-695f-b930-0153b71dcb42",
+        "detail-type": "SageMaker Training Job State Change",
+        "source": "aws.sagemaker",
+        "account": "123456789012",
+        "time": "2026-11-27T08:40:00Z",
+        "region": "us-east-1",
+        "resources": [detail["TrainingJobArn"]],
+        "detail": detail,
+    }
+
+
+@pytest.fixture
+def cloud(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """Ledger, artifacts bucket, the default model package group, SNS read through SQS."""
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(
+        TableName="ledger",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "run_id", "AttributeType": "S"},
+            {"AttributeName": "stage", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "run_id", "KeyType": "HASH"},
+            {"AttributeName": "stage", "KeyType": "RANGE"},
+        ],
+    )
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=ARTIFACTS)
+    boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName=GROUP)
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    topic = sns.create_topic(Name="notifications")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    for name, value in {
+        "LEDGER_TABLE": "ledger",
+        "ARTIFACTS_BUCKET": ARTIFACTS,
+        "STAGE": "dev",
+        "DATASET": "used_cars",
+        "NOTIFICATION_TOPIC_ARN": topic,
+        "APPROVAL_POLICY": "auto",
+        "CHAMPION_MARGIN": "0.0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    yield {"s3": s3, "sqs": sqs, "queue": queue, "sagemaker": boto3.client("sagemaker")}
+
+
+def upload_model(cloud: dict[str, Any], evaluation: dict[str, Any] | None) -> None:
+    cloud["s3"].put_object(Bucket=ARTIFACTS, Key=MODEL_KEY, Body=model_tarball(evaluation))
+
+
+def notifications(cloud: dict[str, Any]) -> list[str]:
+    messages = cloud["sqs"].receive_message(QueueUrl=cloud["queue"], MaxNumberOfMessages=10)
+    return [json.loads(m["Body"])["Message"] for m in messages.get("Messages", [])]
+
+
+def packages(cloud: dict[str, Any], group: str = GROUP) -> list[dict[str, Any]]:
+    sagemaker = cloud["sagemaker"]
+    summaries = sagemaker.list_model_packages(ModelPackageGroupName=group)[
+        "ModelPackageSummaryList"
+    ]
+    return [
+        sagemaker.describe_model_package(ModelPackageName=s["ModelPackageArn"]) for s in summaries
+    ]
+
+
+def stage(run_id: str, name: str) -> dict[str, Any]:
+    return next(item for item in ledger.stages(run_id) if item["stage"] == name)
+
+
+def invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from functions.evaluate.app import lambda_handler
+
+    return lambda_handler(event, context)
+
+
+def test_completed_job_registers_an_approved_package_with_metrics_and_lineage(
+    cloud, lambda_context
+) -> None:
+    # given a finished job whose model beats the baseline and no champion exists
+    upload_model(cloud, evaluation_json(candidate=1200.0))
+    # when the state change arrives
+    result = invoke(training_event("Completed"), lambda_context)
+    # then one Approved package points at the model, its evaluation and its run
+    [package] = packages(cloud)
+    assert result["outcome"] == "Approved"
+    assert package["ModelApprovalStatus"] == "Approved"
+    container = package["InferenceSpecification"]["Containers"][0]
+    assert container["ModelDataUrl"] == f"s3://{ARTIFACTS}/{MODEL_KEY}"
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert "sagemaker-scikit-learn" in container["Image"]
+    assert set(package["InferenceSpecification"]["SupportedContentTypes"]) == {
+        "application/json",
+        "text/csv",
+    }
+    props = package["CustomerMetadataProperties"]
+    assert props["run_id"] == RUN_ID and props["training_job"] == JOB
+    assert props["contract_version"] == "1.0.0"
+    assert props["curated_prefix"] == f"s3://curated/dataset=used_cars/run_id={RUN_ID}/"
+    assert float(props["candidate"]) == 1200.0 and float(props["baseline"]) == 8000.0
+    statistics = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    assert (
+        statistics
+        == f"s3://{ARTIFACTS}/evaluations/dataset=used_cars/run_id={RUN_ID}/evaluation.json"
+    )
+
+
+def test_completed_job_uploads_an_evaluation_report_and_an_html_page_with_plots(
+    cloud, lambda_context
+) -> None:
+    upload_model(cloud, evaluation_json())
+    invoke(training_event(), lambda_context)
+    prefix = f"evaluations/dataset=used_cars/run_id={RUN_ID}/"
+    report = json.loads(
+        cloud["s3"].get_object(Bucket=ARTIFACTS, Key=prefix + "evaluation.json")["Body"].read()
+    )
+    page = (
+        cloud["s3"].get_object(Bucket=ARTIFACTS, Key=prefix + "report.html")["Body"].read().decode()
+    )
+    assert report["decision"]["status"] == "Approved"
+    assert report["evaluation"]["candidate"]["rmse"] == 1200.0
+    assert page.count("<svg") == 3  # predicted vs actual, residuals, feature importance
+    assert "Predicted vs actual" in page and "mileage" in page
+
+
+def test_completed_job_records_the_decision_in_the_ledger(cloud, lambda_context) -> None:
+    upload_model(cloud, evaluation_json())
+    invoke(training_event(), lambda_context)
+    item = stage(RUN_ID, "evaluate")
+    assert item["status"] == "SUCCEEDED"
+    assert item["decision"] == "Approved"
+    assert item["model_package_version"] == 1
+    assert item["candidate"] == 1200.0 and item["baseline"] == 8000.0
+    assert item["report_url"].endswith("report.html")
+
+
+def test_a_model_worse_than_the_baseline_is_registered_rejected_with_the_reason(
+    cloud, lambda_context
+) -> None:
+    upload_model(cloud, evaluation_json(candidate=9000.0))
+    invoke(training_event(), lambda_context)
+    [package] = packages(cloud)
+    assert package["ModelApprovalStatus"] == "Rejected"
+    item = stage(RUN_ID, "evaluate")
+    assert item["status"] == "SUCCEEDED" and "baseline" in item["reason"]
+
+
+def test_pending_decision_notifies_how_to_approve(cloud, lambda_context, monkeypatch) -> None:
+    # given the manual approval policy
+    monkeypatch.setenv("APPROVAL_POLICY", "manual")
+    upload_model(cloud, evaluation_json())
+    invoke(training_event(), lambda_context)
+    [package] = packages(cloud)
+    assert package["ModelApprovalStatus"] == "PendingManualApproval"
+    assert stage(RUN_ID, "evaluate")["status"] == "PENDING"
+    [message] = notifications(cloud)
+    assert "mlops approve 1" in message and "SageMaker console" in message
+
+
+def test_champion_from_the_registry_is_compared_when_the_evaluation_has_none(
+    cloud, lambda_context
+) -> None:
+    # given an approved champion with a lower error than the new candidate
+    upload_model(cloud, evaluation_json(candidate=1000.0))
+    invoke(training_event(), lambda_context)
+    second = "20261128T083000Z-2b3c4d5e"
+    upload_model(cloud, evaluation_json(candidate=1100.0))
+    # when a newer run's job completes
+    result = invoke(training_event(job=f"mlops-used-cars-{second}", run_id=second), lambda_context)
+    # then it waits for a person rather than replacing a better model
+    assert result["outcome"] == "PendingManualApproval"
+    assert stage(second, "evaluate")["champion"] == 1000.0
+
+
+@pytest.mark.parametrize("status", ["Failed", "Stopped"])
+def test_failed_or_stopped_job_registers_nothing_and_notifies_the_reason(
+    cloud, lambda_context, status
+) -> None:
+    result = invoke(training_event(status), lambda_context)
+    assert result["outcome"] == "TrainingFailed"
+    assert packages(cloud) == []
+    [message] = notifications(cloud)
+    assert "AlgorithmError" in message
+    assert stage(RUN_ID, "train")["status"] == "FAILED"
+    assert stage(RUN_ID, "train")["reason"].startswith("AlgorithmError")
+    assert stage(RUN_ID, "evaluate")["status"] == "FAILED"
+
+
+def test_a_redelivered_event_registers_one_package(cloud, lambda_context) -> None:
+    upload_model(cloud, evaluation_json())
+    invoke(training_event(), lambda_context)
+    second = invoke(training_event(), lambda_context)
+    assert second["outcome"] == "Duplicate"
+    assert len(packages(cloud)) == 1
+
+
+def test_a_retry_after_a_crash_between_register_and_ledger_registers_nothing_new(
+    cloud, lambda_context
+) -> None:
+    # given a first delivery that registered the package but never finished its ledger item
+    upload_model(cloud, evaluation_json())
+    invoke(training_event(), lambda_context)
+    ledger.start(RUN_ID, "evaluate")
+    # when the event is retried
+    result = invoke(training_event(), lambda_context)
+    # then the existing package is recognised by its training job
+    assert result["outcome"] == "Duplicate"
+    assert len(packages(cloud)) == 1
+    assert stage(RUN_ID, "evaluate")["status"] == "SUCCEEDED"
+
+
+def test_an_artifact_without_evaluation_is_recorded_and_not_retried(cloud, lambda_context) -> None:
+    upload_model(cloud, None)
+    result = invoke(training_event(), lambda_context)
+    assert result["outcome"] == "InvalidEvaluation"
+    assert packages(cloud) == []
+    assert "no evaluation.json" in stage(RUN_ID, "evaluate")["reason"]
+
+
+def test_a_user_dataset_gets_its_own_model_package_group(cloud, lambda_context) -> None:
+    # given a user's contract for another dataset in the artifacts bucket
+    from mlops.contract import bundled_contract
+
+    contract = (ROOT / "layers/shared/mlops/contracts/used_cars.yaml").read_text()
+    assert bundled_contract("house_prices") is None
+    cloud["s3"].put_object(
+        Bucket=ARTIFACTS,
+        Key="contracts/house_prices.yaml",
+        Body=contract.replace("name: used_cars", "name: house_prices").encode(),
+    )
+    upload_model(cloud, evaluation_json())
+    event = training_event()
+    event["detail"]["Tags"]["dataset"] = "house_prices"
+    invoke(event, lambda_context)
+    assert len(packages(cloud, "mlops-house-prices-dev")) == 1
+    assert packages(cloud) == []
