@@ -131,7 +131,8 @@ def check_frame(raw: pd.DataFrame, contract: Contract) -> CheckResult:
     rejection = _rejection(n, int(invalid.sum()), contract)
     if rejection:
         # Rows that passed every check still leave with the object; say why.
-        failures[REJECTED_RULE] = ~invalid
+        if not invalid.all():
+            failures[REJECTED_RULE] = ~invalid
         invalid = np.ones(n, dtype=bool)
 
     lineage = [c for c in contract.lineage_columns if c in raw.columns]

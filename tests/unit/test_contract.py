@@ -1,0 +1,159 @@
+"""The dataset contract: the bundled used_cars contract, contract-file errors and lookup order."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+
+from mlops.contract import (
+    BUNDLED,
+    Contract,
+    ContractError,
+    ContractNotFound,
+    bundled_contract,
+    load_contract,
+)
+
+USED_CARS = BUNDLED / "used_cars.yaml"
+
+
+def _used_cars_data() -> dict:
+    return yaml.safe_load(USED_CARS.read_text())
+
+
+def _write(tmp_path: Path, data: dict, name: str = "used_cars.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_used_cars_contract_predicts_price_from_the_car_columns() -> None:
+    contract = Contract.from_file(USED_CARS)
+
+    assert contract.task == "regression"
+    assert contract.target == "price"
+    assert contract.keys == ["listing_id"]
+    assert "price" not in contract.features
+    assert "listing_id" not in contract.features
+    assert {"make", "model", "year", "mileage", "fuel"} <= set(contract.features)
+    assert contract.lineage_columns == ["source_url", "fetched_at"]
+
+
+def test_every_used_cars_feature_tells_the_web_form_its_type_and_values() -> None:
+    contract = Contract.from_file(USED_CARS)
+
+    for name in contract.numeric_features:
+        spec = contract.columns[name]
+        assert spec.min is not None and spec.max is not None, name
+    for name in contract.categorical_features:
+        assert contract.columns[name].allowed, name
+    for name in contract.features:
+        assert contract.columns[name].impute != "none", name
+
+
+def test_used_cars_acceptance_bounds_are_absolute_metric_thresholds() -> None:
+    contract = Contract.from_file(USED_CARS)
+
+    assert contract.acceptance["r2"].min is not None
+    assert contract.acceptance["rmse"].max is not None
+
+
+def test_contract_survives_a_round_trip_through_json() -> None:
+    contract = Contract.from_file(USED_CARS)
+
+    again = Contract.model_validate(contract.model_dump(mode="json"))
+
+    assert again == contract
+
+
+def test_a_wrong_column_type_names_the_file_and_the_field(tmp_path: Path) -> None:
+    data = _used_cars_data()
+    data["columns"]["year"]["type"] = "integer"
+
+    with pytest.raises(ContractError) as error:
+        Contract.from_file(_write(tmp_path, data))
+
+    message = str(error.value)
+    assert message.startswith("contract used_cars.yaml: columns.year.type: Input should be 'int'")
+
+
+def test_a_misspelt_column_setting_is_an_error_not_ignored(tmp_path: Path) -> None:
+    data = _used_cars_data()
+    data["columns"]["mileage"]["requird"] = True
+
+    with pytest.raises(ContractError, match=r"columns\.mileage\.requird: Extra inputs"):
+        Contract.from_file(_write(tmp_path, data))
+
+
+def test_an_alias_must_map_onto_an_allowed_value(tmp_path: Path) -> None:
+    data = _used_cars_data()
+    data["columns"]["fuel"]["aliases"]["lpg"] = "autogas"
+
+    with pytest.raises(ContractError, match=r"columns\.fuel: aliases map onto .*autogas"):
+        Contract.from_file(_write(tmp_path, data))
+
+
+def test_the_target_must_be_one_of_the_columns(tmp_path: Path) -> None:
+    data = _used_cars_data()
+    data["target"] = "asking_price"
+
+    with pytest.raises(ContractError, match="target 'asking_price' is not one of the columns"):
+        Contract.from_file(_write(tmp_path, data))
+
+
+def test_an_inverted_range_is_an_error(tmp_path: Path) -> None:
+    data = _used_cars_data()
+    data["columns"]["year"].update(min=2026, max=1995)
+
+    with pytest.raises(ContractError, match=r"columns\.year: min 2026 is greater than max 1995"):
+        Contract.from_file(_write(tmp_path, data))
+
+
+def test_text_that_is_not_yaml_is_a_contract_error() -> None:
+    with pytest.raises(ContractError, match=r"contract broken\.yaml: not valid YAML"):
+        Contract.from_yaml("columns: [unclosed", source="broken.yaml")
+
+
+@pytest.fixture
+def artifacts_bucket(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    bucket = "mlops-artifacts-dev"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    monkeypatch.setenv("ARTIFACTS_BUCKET", bucket)
+    return bucket
+
+
+def test_a_users_contract_in_the_artifacts_bucket_overrides_the_bundled_one(
+    artifacts_bucket: str,
+) -> None:
+    data = _used_cars_data()
+    data["version"] = "2.0-user"
+    boto3.client("s3").put_object(
+        Bucket=artifacts_bucket, Key="contracts/used_cars.yaml", Body=yaml.safe_dump(data)
+    )
+
+    assert load_contract("used_cars").version == "2.0-user"
+
+
+def test_the_bundled_contract_is_used_when_the_user_has_none(artifacts_bucket: str) -> None:
+    assert load_contract("used_cars") == bundled_contract("used_cars")
+
+
+def test_a_broken_user_contract_fails_naming_its_s3_location(artifacts_bucket: str) -> None:
+    data = _used_cars_data()
+    data["task"] = "forecasting"
+    boto3.client("s3").put_object(
+        Bucket=artifacts_bucket, Key="contracts/used_cars.yaml", Body=yaml.safe_dump(data)
+    )
+
+    where = re.escape(f"s3://{artifacts_bucket}/contracts/used_cars.yaml: task")
+    with pytest.raises(ContractError, match=where):
+        load_contract("used_cars")
+
+
+def test_a_dataset_without_any_contract_is_a_clear_error(artifacts_bucket: str) -> None:
+    with pytest.raises(ContractNotFound, match="no contract for dataset boats"):
+        load_contract("boats")

@@ -1,0 +1,193 @@
+"""The in-memory contract checks: which rows pass, which rule each failing row broke."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from mlops.contract import Contract, bundled_contract
+from mlops.validation.checks import FAILED_RULES, REJECTED_RULE, check_frame
+
+
+@pytest.fixture(scope="module")
+def contract() -> Contract:
+    contract = bundled_contract("used_cars")
+    assert contract is not None
+    return contract
+
+
+def car(n: int, **changes: Any) -> dict[str, Any]:
+    """A valid raw record as the scraper writes it, with ``changes`` applied."""
+    record = {
+        "listing_id": f"L{n:06d}",
+        "make": "toyota",
+        "model": "corolla",
+        "year": 2015,
+        "mileage": 60000 + n,
+        "fuel": "petrol",
+        "transmission": "manual",
+        "engine_size": 1.6,
+        "body": "sedan",
+        "posted_date": "2026-10-01",
+        "price": 9500.0,
+        "source_url": f"http://127.0.0.1/listings/L{n:06d}",
+        "fetched_at": "2026-11-27T08:30:00Z",
+    }
+    return record | changes
+
+
+def frame(*records: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame(list(records))
+
+
+def clean(count: int) -> list[dict[str, Any]]:
+    return [car(i) for i in range(1, count + 1)]
+
+
+def test_clean_rows_are_all_valid_and_typed_by_the_contract(contract: Contract) -> None:
+    result = check_frame(frame(*clean(5)), contract)
+
+    assert (result.rows_in, result.rows_valid, result.rows_quarantined) == (5, 5, 0)
+    assert result.rule_failures == {}
+    dtypes = result.valid.dtypes.astype(str).to_dict()
+    assert dtypes["year"] == "Int64"
+    assert dtypes["price"] == "Float64"
+    assert dtypes["make"] == "string"
+    assert dtypes["posted_date"].startswith("datetime64")
+    assert list(result.valid.columns[-2:]) == ["source_url", "fetched_at"]
+
+
+@pytest.mark.parametrize(
+    ("change", "rule"),
+    [
+        ({"year": 2099}, "range:year"),
+        ({"mileage": -5000}, "range:mileage"),
+        ({"price": 1.0}, "range:price"),
+        ({"engine_size": 9.9}, "range:engine_size"),
+        ({"posted_date": "1990-01-01"}, "range:posted_date"),
+        ({"fuel": "steam"}, "allowed:fuel"),
+        ({"make": "tesla"}, "allowed:make"),
+        ({"year": "two thousand"}, "type:year"),
+        ({"year": 2015.5}, "type:year"),
+        ({"posted_date": "yesterday"}, "type:posted_date"),
+        ({"mileage": "12.500,00"}, "type:mileage"),
+        ({"listing_id": "X-1"}, "pattern:listing_id"),
+        ({"listing_id": None}, "null_key:listing_id"),
+        ({"make": None}, "not_null:make"),
+        ({"price": "  "}, "not_null:price"),
+    ],
+)
+def test_a_bad_row_is_quarantined_naming_the_rule_it_broke(
+    contract: Contract, change: dict[str, Any], rule: str
+) -> None:
+    result = check_frame(frame(*clean(4), car(99, **change)), contract)
+
+    assert result.rows_valid == 4
+    assert result.invalid[FAILED_RULES].tolist() == [rule]
+    assert result.rule_failures == {rule: 1}
+
+
+def test_a_repeated_key_quarantines_every_copy_after_the_first(contract: Contract) -> None:
+    records = [*clean(3), car(2, price=12000.0), car(2, price=13000.0)]
+
+    result = check_frame(frame(*records), contract)
+
+    assert result.rows_valid == 3
+    assert result.invalid["price"].tolist() == ["12000.0", "13000.0"]
+    assert set(result.invalid[FAILED_RULES]) == {"duplicate_key"}
+
+
+def test_a_row_breaking_several_rules_names_them_all(contract: Contract) -> None:
+    result = check_frame(frame(*clean(4), car(9, year=1980, fuel="steam")), contract)
+
+    assert result.invalid[FAILED_RULES].tolist() == ["range:year;allowed:fuel"]
+
+
+def test_row_counts_reconcile(contract: Contract) -> None:
+    records = [*clean(6), car(7, year=2099), car(8, make=None), car(1)]
+
+    result = check_frame(frame(*records), contract)
+
+    assert result.rows_in == len(records)
+    assert result.rows_in == result.rows_valid + result.rows_quarantined
+    assert sum(result.rule_failures.values()) == result.rows_quarantined
+
+
+def test_casing_aliases_and_formatted_numbers_are_normalised(contract: Contract) -> None:
+    records = [
+        car(1, make=" TOYOTA ", model="Corolla", fuel="Petrol"),
+        car(2, make="VW", model="Golf", transmission="Auto"),
+        car(3, make="Mercedes Benz", model="C-Class", body="Saloon"),
+        car(4, make="V.W.", model="Polo", mileage="12,500", price="$12,500"),
+    ]
+
+    result = check_frame(frame(*records), contract)
+
+    assert result.rows_quarantined == 0
+    valid = result.valid
+    assert valid["make"].tolist() == ["toyota", "volkswagen", "mercedes-benz", "volkswagen"]
+    assert valid["model"].tolist() == ["corolla", "golf", "c-class", "polo"]
+    assert valid.loc[1, "transmission"] == "automatic"
+    assert valid.loc[2, "body"] == "sedan"
+    assert (valid.loc[3, "mileage"], valid.loc[3, "price"]) == (12500, 12500.0)
+    assert result.normalised["make"] == 4
+    assert result.normalised["price"] == 1
+
+
+def test_an_object_over_the_invalid_share_is_rejected_whole(contract: Contract) -> None:
+    records = [*clean(2), *(car(10 + i, year=2099) for i in range(3))]
+
+    result = check_frame(frame(*records), contract)
+
+    assert result.rejected
+    assert "max_invalid_share" in (result.rejection_reason or "")
+    assert (result.rows_valid, result.rows_quarantined) == (0, 5)
+    assert result.rule_failures == {"range:year": 3, REJECTED_RULE: 2}
+
+
+def test_an_object_with_fewer_rows_than_the_minimum_is_rejected(contract: Contract) -> None:
+    strict = contract.model_copy(update={"min_rows": 10})
+
+    result = check_frame(frame(*clean(3)), strict)
+
+    assert result.rejected
+    assert result.rejection_reason == "3 rows, fewer than min_rows 10"
+    assert result.rows_quarantined == 3
+
+
+def test_unexpected_columns_are_reported_and_dropped_not_fatal(contract: Contract) -> None:
+    result = check_frame(frame(*(car(i, colour="red") for i in range(1, 4))), contract)
+
+    assert result.unexpected_columns == ["colour"]
+    assert result.rows_valid == 3
+    assert "colour" not in result.valid.columns
+
+
+def test_a_missing_optional_column_is_filled_with_nulls_and_reported(contract: Contract) -> None:
+    records = [{k: v for k, v in car(i).items() if k != "body"} for i in range(1, 4)]
+
+    result = check_frame(frame(*records), contract)
+
+    assert result.rows_valid == 3
+    assert result.missing_optional_columns == ["body"]
+    assert result.valid["body"].isna().all()
+
+
+def test_a_missing_required_column_fails_every_row(contract: Contract) -> None:
+    records = [{k: v for k, v in car(i).items() if k != "fuel"} for i in range(1, 4)]
+
+    result = check_frame(frame(*records), contract)
+
+    assert result.rejected
+    assert result.rule_failures == {"required_column:fuel": 3}
+
+
+def test_a_null_share_over_the_tolerance_is_reported(contract: Contract) -> None:
+    records = [*clean(8), car(20, transmission=None), car(21, transmission=None)]
+
+    result = check_frame(frame(*records), contract)
+
+    assert result.rows_valid == 10
+    assert result.null_share_over_tolerance == {"transmission": {"share": 0.2, "max": 0.05}}
