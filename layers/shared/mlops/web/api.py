@@ -66,6 +66,7 @@ def _error(status: int, message: str, errors: list[FieldError] | None = None) ->
 @app.get("/", include_in_schema=False)
 def page() -> Response[str]:
     html = render_page(service.form_spec(), base_path=_base_path())
+    metrics.add_metric(name="FormPagesServed", unit=MetricUnit.Count, value=1)
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=html)
 
 
@@ -96,7 +97,9 @@ def predictions(body: Annotated[PredictionRequest, Body()]) -> PredictionRespons
     responses={200: {"description": "the served model"}, 503: _errors("no model is served")},
 )
 def model() -> ModelResponse:
-    return service.model_info()
+    info = service.model_info()
+    metrics.add_metric(name="ModelInfoServed", unit=MetricUnit.Count, value=1)
+    return info
 
 
 @app.get(
@@ -136,6 +139,7 @@ def openapi_document(base_path: str) -> dict[str, Any]:
 @app.get("/openapi.json", include_in_schema=False)
 def openapi() -> Response[str]:
     body = json.dumps(openapi_document(_base_path()))
+    metrics.add_metric(name="ApiDocsServed", unit=MetricUnit.Count, value=1)
     return Response(status_code=200, content_type=JSON, body=body)
 
 
@@ -157,6 +161,7 @@ def docs() -> Response[str]:
 
     spec = json.dumps(openapi_document(_base_path())).replace("</", "<\\/")
     script, style = _swagger_assets()
+    metrics.add_metric(name="ApiDocsServed", unit=MetricUnit.Count, value=1)
     html = generate_swagger_html(spec, script, style, "", None)
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=html)
 
@@ -170,6 +175,7 @@ def _invalid_request(exc: RequestValidationError) -> Response:
     else:
         rows = sorted({p for e in exc.errors() for p in e.get("loc", ()) if isinstance(p, int)})
         errors = [FieldError(row=row, message="each row must be a JSON object") for row in rows]
+        errors = errors or [FieldError(message="the body is neither a row nor a list of rows")]
     metrics.add_metric(name="PredictionRequestsRejected", unit=MetricUnit.Count, value=1)
     return _error(422, 'send one row object, a list of rows or {"instances": [rows]}', errors)
 
@@ -202,6 +208,7 @@ def _malformed(exc: endpoint.MalformedModelAnswer) -> Response:
 
 @app.not_found
 def _not_found(exc: NotFoundError) -> Response:
+    metrics.add_metric(name="RoutesNotFound", unit=MetricUnit.Count, value=1)
     return _error(404, "Not Found")
 
 

@@ -97,6 +97,7 @@ def health() -> tuple[HealthResponse, int]:
             status="unavailable", endpoint=name, endpoint_status=status, message=str(exc)
         )
         return body, 503
+    metrics.add_metric(name="HealthOk", unit=MetricUnit.Count, value=1)
     return HealthResponse(
         status="ok", endpoint=name, endpoint_status=served.endpoint_status, version=served.version
     ), 200
