@@ -77,11 +77,25 @@ def input_fn(body: Any, content_type: str) -> pd.DataFrame:
     raise ValueError(f"unsupported content type {content_type!r}: use {JSON} or {CSV}")
 
 
+def required_columns(artifact: dict[str, Any]) -> list[str]:
+    """Feature columns the contract marks required (optional ones are imputed when absent)."""
+    contract = artifact.get("contract") or {}
+    target = artifact.get("target")
+    return [
+        name
+        for name, spec in contract.get("columns", {}).items()
+        if name != target and spec.get("feature", True) and spec.get("required", True)
+    ]
+
+
 def predict_fn(data: pd.DataFrame, model: dict[str, Any]) -> dict[str, Any]:
     """Transform the raw records with the model's own artifact, then predict."""
     from mlops.ml.preprocessing import prepare_for_inference
 
     artifact = model["artifact"]
+    absent = [c for c in required_columns(artifact) if c not in data.columns]
+    if absent:
+        raise ValueError(f"request lacks required columns: {absent}")
     try:
         features = prepare_for_inference(data, artifact)
     except KeyError as error:

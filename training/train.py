@@ -69,9 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.add_argument(
             f"--{name}", f"--{name.replace('-', '_')}", default=_env(var, str(default))
         )
-    # Optional channels: absent when there is no champion or no raw test copy.
+    # Optional channel: present only while a model is in production.
     parser.add_argument("--champion", default=_env("SM_CHANNEL_CHAMPION", None))
-    parser.add_argument("--test-raw", "--test_raw", default=_env("SM_CHANNEL_TEST_RAW", None))
 
     hp = parser.add_argument_group("hyperparameters")
     hp.add_argument("--max-iter", "--max_iter", type=int, default=500)
@@ -240,47 +239,44 @@ def _untar(archive: Path, into: Path) -> Path:
 
 def champion_scores(
     champion_dir: str | None,
-    test_raw_dir: str | None,
+    test: pd.DataFrame,
     x_test: pd.DataFrame,
     y_test: pd.Series,
     artifact: dict[str, Any],
 ) -> tuple[dict[str, float] | None, str]:
-    """Score the production model on this run's test rows, transformed with ITS artifact.
+    """Score the production model on this run's test rows, prepared with ITS artifact.
 
-    The curated test split is transformed with the new run's statistics, which the champion
-    was not trained with. So the champion is scored on the raw test rows through its own
-    preprocessing when they are available, and on the curated features only when both
-    artifacts transform identically. Otherwise it is not scored, and the note says why.
+    The model-ready test columns carry the new run's statistics, which the champion was not
+    trained with; the curated split also keeps the cleaned source columns, so the champion
+    re-prepares those same rows with its own artifact (``prepare_for_inference``). An
+    artifact without an embedded contract is scored on the curated features only when it
+    transforms identically. Otherwise the champion is not scored and the note says why.
     """
     if not champion_dir:
         return None, "no champion channel: no model in production"
     archives = sorted(Path(champion_dir).rglob("model.tar.gz"))
     work = Path(tempfile.mkdtemp(prefix="champion-"))
     try:
-        if archives:
-            _untar(archives[0], work)
-            root = work
-        else:
-            root = Path(champion_dir)
+        root = _untar(archives[0], work) if archives else Path(champion_dir)
         model = joblib.load(next(root.rglob("model.joblib")))
         champ_artifact = json.loads(next(root.rglob("preprocessing.json")).read_text())
         if champ_artifact.get("task") != artifact["task"]:
             return None, "champion solves a different task"
-        if test_raw_dir:
+        if "contract" in champ_artifact:
             from mlops.ml.preprocessing import prepare_for_inference
 
-            raw = read_split(test_raw_dir)
-            raw = raw[raw[artifact["target"]].notna()]
-            features = prepare_for_inference(raw, champ_artifact)
-            y = raw[artifact["target"]]
-            y = _labels(y, artifact) if artifact["task"] == "classification" else y.astype(float)
-            cols = list(champ_artifact["feature_names"])
-            return scores(model, features[cols], y, artifact["task"]), "scored on raw test rows"
+            rows = test.loc[x_test.index]
+            features = prepare_for_inference(rows, champ_artifact)
+            x = features[list(champ_artifact["feature_names"])]
+            return scores(model, x, y_test, artifact["task"]), "scored on the same test rows"
         if _same_transform(champ_artifact, artifact):
             return scores(model, x_test, y_test, artifact["task"]), "scored on curated features"
-        return None, "no raw test rows and the champion's preprocessing differs: not scored"
+        return None, "champion artifact cannot re-prepare these rows: not scored"
     except StopIteration:
         return None, "champion artifact lacks model.joblib or preprocessing.json"
+    except Exception as error:  # a broken champion must not block a new model's evaluation
+        traceback.print_exc()
+        return None, f"champion could not be scored: {type(error).__name__}: {error}"
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -319,7 +315,7 @@ def evaluate(
     x, y = xy(test, artifact)
     if len(x) == 0:
         raise ValueError("the test split has no labelled rows")
-    champion, note = champion_scores(args.champion, args.test_raw, x, y, artifact)
+    champion, note = champion_scores(args.champion, test, x, y, artifact)
     rows = x.sample(n=min(len(x), SAMPLE_POINTS), random_state=args.random_state).index
     pred = pd.Series(model.predict(x), index=x.index)
     doc: dict[str, Any] = {

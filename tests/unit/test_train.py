@@ -15,6 +15,8 @@ from tests.unit.test_train_fixtures import (
     classification_frame,
     regression_frame,
     train_argv,
+    used_cars_raw,
+    used_cars_run,
     write_run,
 )
 
@@ -146,3 +148,38 @@ def test_a_failing_training_writes_the_failure_file_and_exits_non_zero(tmp_path:
 
     assert code == 1
     assert "not_a_column" in (tmp_path / "output" / "failure").read_text()
+
+
+def test_used_cars_prepared_by_the_preparation_pipeline_trains_past_the_baseline(
+    tmp_path: Path,
+) -> None:
+    channels = used_cars_run(tmp_path / "input", used_cars_raw(600))
+
+    code = train.main(train_argv(channels, tmp_path / "model", tmp_path / "out"))
+
+    evaluation = json.loads((tmp_path / "model" / "evaluation.json").read_text())
+    assert code == 0
+    assert evaluation["candidate"]["rmse"] < 0.5 * evaluation["baseline"]["rmse"]
+    assert (tmp_path / "model/code/mlops/ml/preprocessing.py").is_file()
+
+
+def test_champion_from_another_run_is_scored_through_its_own_preprocessing(
+    tmp_path: Path,
+) -> None:
+    # The champion's artifact was fitted on other rows: its scaling differs from the new run's.
+    old = used_cars_run(tmp_path / "old", used_cars_raw(500, seed=1), run_id="old")
+    train.main(train_argv(old, tmp_path / "champion_model", tmp_path / "o1"))
+    archive = tmp_path / "champion" / "model.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        for item in (tmp_path / "champion_model").iterdir():
+            tar.add(item, arcname=item.name)
+    new = used_cars_run(tmp_path / "new", used_cars_raw(500, seed=2), run_id="new")
+    argv = train_argv(new, tmp_path / "model", tmp_path / "o2")
+
+    train.main([*argv, "--champion", str(archive.parent)])
+
+    evaluation = json.loads((tmp_path / "model" / "evaluation.json").read_text())
+    assert evaluation["champion_note"] == "scored on the same test rows"
+    # Same price rule in both runs: a correctly re-prepared champion is far better than the mean.
+    assert evaluation["champion"]["rmse"] < 0.5 * evaluation["baseline"]["rmse"]

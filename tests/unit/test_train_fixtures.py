@@ -100,3 +100,61 @@ def train_argv(channels: dict[str, Path], model_dir: Path, output_dir: Path) -> 
         "--contract_version", "1",
         "--max_iter", "200",
     ]  # fmt: skip
+
+
+MAKES = {
+    "toyota": {"yaris": 18000, "corolla": 23000, "rav4": 31000},
+    "ford": {"fiesta": 17000, "focus": 22000},
+    "bmw": {"3 series": 40000, "x5": 60000},
+}
+
+
+def used_cars_raw(rows: int, seed: int = 0, noise: float = 1000.0) -> pd.DataFrame:
+    """Raw used_cars records (the contract's columns plus lineage) with a known price rule."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(rows):
+        make = list(MAKES)[rng.integers(0, len(MAKES))]
+        model = list(MAKES[make])[rng.integers(0, len(MAKES[make]))]
+        year = int(rng.integers(2000, 2026))
+        mileage = int(rng.integers(0, 150_000))
+        fuel = ["petrol", "diesel", "hybrid"][rng.integers(0, 3)]
+        price = MAKES[make][model] * 0.92 ** (2026 - year) - 0.04 * mileage
+        records.append(
+            {
+                "listing_id": f"L{i:06d}",
+                "make": make,
+                "model": model,
+                "year": year,
+                "mileage": mileage,
+                "fuel": fuel,
+                "transmission": ["manual", "automatic"][rng.integers(0, 2)],
+                "engine_size": 1.6,
+                "body": "sedan",
+                "posted_date": "2026-11-01",
+                "price": float(max(price + rng.normal(0, noise), 600.0)),
+                "source_url": f"http://127.0.0.1/listing/{i}",
+                "fetched_at": "2026-11-27T08:00:00Z",
+            }
+        )
+    return pd.DataFrame.from_records(records)
+
+
+def used_cars_run(root: Path, raw: pd.DataFrame, run_id: str = "r1") -> dict[str, Path]:
+    """Channels prepared from ``raw`` by the preparation stage's own pandas pipeline."""
+    from mlops.contract import bundled_contract
+    from mlops.ml.pipeline import prepare
+
+    contract = bundled_contract("used_cars").model_dump(mode="json")
+    prepared = prepare(raw, contract, run_id=run_id)
+    channels: dict[str, Path] = {}
+    for split, frame in prepared.splits.items():
+        path = root / split
+        path.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(path / "part-00000.parquet", index=False)
+        channels[split] = path
+    prep = root / "preprocessing"
+    prep.mkdir(parents=True, exist_ok=True)
+    (prep / "preprocessing.json").write_text(json.dumps(prepared.artifact))
+    channels["preprocessing"] = prep
+    return channels

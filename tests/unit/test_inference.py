@@ -1,0 +1,155 @@
+"""training/inference.py: the serving hooks the SageMaker scikit-learn container calls."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.unit.test_train_fixtures import train_argv, used_cars_raw, used_cars_run
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "training"))
+import inference
+import train
+
+RECORD = {
+    "listing_id": "L999999",
+    "make": "BMW",
+    "model": "x5",
+    "year": 2024,
+    "mileage": 12000,
+    "fuel": "petrol",
+    "transmission": "automatic",
+    "engine_size": 3.0,
+    "body": "suv",
+    "posted_date": "2026-11-20",
+}
+OLD = RECORD | {"make": "ford", "model": "fiesta", "year": 2004, "mileage": 140000}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from threadpoolctl import threadpool_limits
+
+    root = tmp_path_factory.mktemp("served")
+    channels = used_cars_run(root / "input", used_cars_raw(500))
+    with threadpool_limits(limits=1):
+        assert train.main(train_argv(channels, root / "model", root / "out")) == 0
+    return root / "model"
+
+
+@pytest.fixture(scope="module")
+def model(model_dir: Path) -> dict:
+    return inference.model_fn(str(model_dir))
+
+
+def test_model_fn_loads_the_estimator_with_its_identity(model: dict) -> None:
+    assert hasattr(model["estimator"], "predict")
+    assert model["model"]["dataset"] == "used_cars"
+    assert model["model"]["run_id"] == "20261127T083000Z-1a2b3c4d"
+    assert model["model"]["trained_at"]
+
+
+def test_one_json_object_is_one_record() -> None:
+    frame = inference.input_fn(json.dumps(RECORD).encode(), "application/json")
+
+    assert len(frame) == 1
+    assert frame.loc[0, "make"] == "BMW"
+
+
+def test_a_json_list_and_an_instances_envelope_are_many_records() -> None:
+    as_list = inference.input_fn(json.dumps([RECORD, OLD]), "application/json")
+    as_instances = inference.input_fn(
+        json.dumps({"instances": [RECORD, OLD]}), "application/json; charset=utf-8"
+    )
+
+    assert len(as_list) == len(as_instances) == 2
+
+
+def test_csv_with_a_header_row_is_parsed_by_column_name() -> None:
+    header = ",".join(RECORD)
+    body = "\n".join([header, ",".join(str(v) for v in OLD.values())])
+
+    frame = inference.input_fn(body, "text/csv")
+
+    assert frame.loc[0, "model"] == "fiesta"
+    assert frame.loc[0, "year"] == 2004
+
+
+def test_an_unsupported_content_type_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unsupported content type 'application/xml'"):
+        inference.input_fn(b"<car/>", "application/xml")
+
+
+def test_invalid_json_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="not valid JSON"):
+        inference.input_fn(b"{not json", "application/json")
+
+
+def test_predictions_follow_the_learnt_price_rule(model: dict) -> None:
+    data = inference.input_fn(json.dumps([RECORD, OLD]), "application/json")
+
+    result = inference.predict_fn(data, model)
+
+    new_suv, old_hatch = result["predictions"]
+    assert new_suv > old_hatch
+    assert "probabilities" not in result
+
+
+def test_messy_spellings_are_cleaned_by_the_shipped_contract(model: dict) -> None:
+    canonical = inference.predict_fn(
+        inference.input_fn(json.dumps(RECORD), "application/json"), model
+    )
+    messy = inference.predict_fn(
+        inference.input_fn(json.dumps(RECORD | {"make": " bmw "}), "application/json"), model
+    )
+
+    assert messy["predictions"] == pytest.approx(canonical["predictions"])
+
+
+def test_a_record_missing_a_required_column_is_a_clear_error(model: dict) -> None:
+    data = inference.input_fn(
+        json.dumps({k: v for k, v in RECORD.items() if k != "year"}), "application/json"
+    )
+
+    with pytest.raises(ValueError, match=r"lacks required columns.*year"):
+        inference.predict_fn(data, model)
+
+
+def test_output_is_json_with_predictions_and_the_model_identity(model: dict) -> None:
+    prediction = inference.predict_fn(
+        inference.input_fn(json.dumps(RECORD), "application/json"), model
+    )
+
+    body = json.loads(inference.output_fn(prediction, "application/json"))
+
+    assert len(body["predictions"]) == 1
+    assert set(body["model"]) == {"dataset", "contract_version", "trained_at", "run_id"}
+
+
+def test_an_unsupported_accept_type_is_a_clear_error(model: dict) -> None:
+    with pytest.raises(ValueError, match="unsupported accept type"):
+        inference.output_fn({"predictions": []}, "text/html")
+
+
+def test_the_shipped_code_directory_serves_without_the_repository(
+    model_dir: Path, tmp_path
+) -> None:
+    # The serving container puts only code/ on the path: import inference and mlops from there.
+    import subprocess
+
+    script = (
+        "import json, sys; sys.path.insert(0, sys.argv[1] + '/code'); import inference; "
+        "m = inference.model_fn(sys.argv[1]); "
+        f"d = inference.input_fn({json.dumps(json.dumps(RECORD))}, 'application/json'); "
+        "print(inference.output_fn(inference.predict_fn(d, m), 'application/json'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", script, str(model_dir)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)["predictions"]) == 1
