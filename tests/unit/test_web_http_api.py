@@ -1,0 +1,221 @@
+"""The local HTTP API: real HTTP requests become API Gateway payload v2.0 events and the
+function's result becomes the HTTP answer."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from localcloud.http_api import HttpApiServer, serve_http_api
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class RecordingCloud:
+    """Stands in for LocalCloud: records each invocation and answers with ``result``."""
+
+    project_root = ROOT
+    account_id = "123456789012"
+    parameters = {"Stage": "dev"}
+    resources = {"WebApi": "abc123defg"}
+
+    def __init__(self, result: Any = None) -> None:
+        self.result = result
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        self.calls.append((function, event))
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+
+@pytest.fixture
+def cloud() -> RecordingCloud:
+    return RecordingCloud({"statusCode": 200, "headers": {}, "body": "{}"})
+
+
+@pytest.fixture
+def api(cloud: RecordingCloud) -> Iterator[HttpApiServer]:
+    with serve_http_api(cloud) as server:
+        yield server
+
+
+def test_a_request_reaches_the_function_as_a_payload_v2_event(
+    api: HttpApiServer, cloud: RecordingCloud
+) -> None:
+    requests.post(
+        f"{api.stage_url}predictions?b=2&a=1&a=3",
+        json={"year": 2018},
+        headers={"X-Custom": "yes", "Cookie": "session=abc; theme=dark"},
+        timeout=10,
+    )
+
+    ((function, event),) = cloud.calls
+    assert function == "WebFunction"
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == "POST /predictions"
+    assert event["rawPath"] == "/dev/predictions"
+    assert event["rawQueryString"] == "b=2&a=1&a=3"
+    assert event["queryStringParameters"] == {"a": "1,3", "b": "2"}
+    assert event["headers"]["x-custom"] == "yes"
+    assert all(name == name.lower() for name in event["headers"])
+    assert "cookie" not in event["headers"]
+    assert event["cookies"] == ["session=abc", "theme=dark"]
+    assert json.loads(event["body"]) == {"year": 2018}
+    assert event["isBase64Encoded"] is False
+    context = event["requestContext"]
+    assert context["http"]["method"] == "POST"
+    assert context["http"]["path"] == "/dev/predictions"
+    assert context["http"]["sourceIp"] == "127.0.0.1"
+    assert context["http"]["userAgent"] == event["headers"]["user-agent"]
+    assert (context["stage"], context["routeKey"]) == ("dev", "POST /predictions")
+    assert (context["apiId"], context["accountId"]) == ("abc123defg", "123456789012")
+    assert context["requestId"] and context["timeEpoch"] > 0 and context["time"]
+
+
+def test_a_request_without_the_stage_prefix_arrives_on_the_default_stage(
+    api: HttpApiServer, cloud: RecordingCloud
+) -> None:
+    requests.get(f"{api.url}health", timeout=10)
+
+    ((_, event),) = cloud.calls
+    assert (event["rawPath"], event["routeKey"]) == ("/health", "GET /health")
+    assert event["requestContext"]["stage"] == "$default"
+    assert "queryStringParameters" not in event and "body" not in event
+
+
+def test_the_function_result_maps_back_to_status_headers_cookies_and_body(
+    api: HttpApiServer, cloud: RecordingCloud
+) -> None:
+    cloud.result = {
+        "statusCode": 422,
+        "headers": {"Content-Type": "application/json", "X-Trace": "t1"},
+        "cookies": ["a=1; Path=/"],
+        "body": json.dumps({"message": "bad"}),
+        "isBase64Encoded": False,
+    }
+
+    response = requests.post(f"{api.url}predictions", json={}, timeout=10)
+
+    assert response.status_code == 422
+    assert response.headers["x-trace"] == "t1"
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["set-cookie"] == "a=1; Path=/"
+    assert response.headers["apigw-requestid"] == cloud.calls[0][1]["requestContext"]["requestId"]
+    assert response.json() == {"message": "bad"}
+
+
+def test_a_base64_result_is_decoded_and_a_binary_request_is_encoded(
+    api: HttpApiServer, cloud: RecordingCloud
+) -> None:
+    payload = bytes(range(256))
+    cloud.result = {
+        "statusCode": 200,
+        "headers": {"content-type": "application/octet-stream"},
+        "body": base64.b64encode(payload).decode(),
+        "isBase64Encoded": True,
+    }
+
+    response = requests.post(
+        f"{api.url}predictions",
+        data=payload,
+        headers={"content-type": "application/octet-stream"},
+        timeout=10,
+    )
+
+    assert response.content == payload
+    event = cloud.calls[0][1]
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == payload
+
+
+def test_a_result_without_status_code_is_a_200_json_answer(
+    api: HttpApiServer, cloud: RecordingCloud
+) -> None:
+    cloud.result = {"ok": True}
+
+    response = requests.get(f"{api.url}model", timeout=10)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"ok": True}
+
+
+def test_a_route_not_in_the_template_is_404_and_never_invokes_the_function(
+    api: HttpApiServer, cloud: RecordingCloud
+) -> None:
+    unknown_path = requests.get(f"{api.stage_url}admin", timeout=10)
+    wrong_method = requests.delete(f"{api.stage_url}predictions", timeout=10)
+
+    assert (unknown_path.status_code, unknown_path.json()) == (404, {"message": "Not Found"})
+    assert (wrong_method.status_code, wrong_method.json()) == (404, {"message": "Not Found"})
+    assert cloud.calls == []
+
+
+def test_a_function_error_is_a_bare_500_like_api_gateway(
+    api: HttpApiServer, cloud: RecordingCloud
+) -> None:
+    cloud.result = RuntimeError("secret detail")
+
+    response = requests.get(f"{api.url}health", timeout=10)
+
+    assert response.status_code == 500
+    assert response.json() == {"message": "Internal Server Error"}
+    assert "secret" not in response.text
+
+
+def test_a_cors_preflight_is_answered_from_the_template_without_the_function(
+    api: HttpApiServer, cloud: RecordingCloud
+) -> None:
+    response = requests.options(
+        f"{api.url}predictions",
+        headers={"Origin": "http://example.test", "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "POST" in response.headers["access-control-allow-methods"]
+    assert cloud.calls == []
+
+
+def test_the_routes_served_are_the_template_routes_of_the_function(api: HttpApiServer) -> None:
+    from samtranslator.yaml_helper import yaml_parse
+
+    sam = yaml_parse((ROOT / "template.yaml").read_text())
+    events = sam["Resources"]["WebFunction"]["Properties"]["Events"].values()
+    declared = {f"{e['Properties']['Method']} {e['Properties']['Path']}" for e in events}
+
+    assert {route.key for route in api.routes} == declared
+
+
+def test_the_web_function_answers_through_the_server(lambda_context: Any) -> None:
+    from functions.web.app import lambda_handler
+
+    class WebCloud(RecordingCloud):
+        def invoke(self, function: str, event: dict[str, Any]) -> Any:
+            return lambda_handler(event, lambda_context)
+
+    with serve_http_api(WebCloud()) as server:
+        response = requests.get(f"{server.stage_url}openapi.json", timeout=10)
+
+    assert response.status_code == 200
+    assert response.json()["servers"] == [{"url": "/dev"}]
+
+
+def test_stop_releases_the_port(cloud: RecordingCloud) -> None:
+    server = serve_http_api(cloud)
+    url = server.url
+
+    server.stop()
+    server.stop()
+
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{url}health", timeout=2)
