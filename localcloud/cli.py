@@ -1,1 +1,316 @@
-def main(): print("ok")
+"""`mlops`: run the pipeline on the local cloud, follow runs, approve models, publish code."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from localcloud.cloud import PROJECT_ROOT, LocalCloud
+
+_EXIT_NO_CLOUD = 3
+
+
+def _echo(text: str) -> None:
+    print(text, flush=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlops", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    local = commands.add_parser("local", help="the local cloud").add_subparsers(
+        dest="local_command", required=True
+    )
+    up = local.add_parser("up", help="local cloud + demo site + web app until Ctrl-C")
+    up.add_argument("--approval", choices=["auto", "manual"], default=None)
+    up.add_argument("--listings", type=int, default=3000)
+    run = local.add_parser("run", help="one full pipeline run, then a summary")
+    run.add_argument("--data", type=Path, help="a CSV/parquet/jsonl.gz file to run instead")
+    run.add_argument("--contract", type=Path, help="the dataset contract for --data")
+    run.add_argument("--listings", type=int, default=1000)
+    run.add_argument("--approval", choices=["auto", "manual"], default=None)
+    run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    run.add_argument("--timeout", type=float, default=900.0)
+
+    status = commands.add_parser("status", help="a run's stage timeline (latest run by default)")
+    status.add_argument("run_id", nargs="?")
+    invoke = commands.add_parser("invoke", help="invoke one function once with an event file")
+    invoke.add_argument("function", help="logical id (ScrapeFunction) or folder name (scrape)")
+    invoke.add_argument("event_file", type=Path)
+    for name in ("approve", "reject"):
+        command = commands.add_parser(name, help=f"{name} a model package version")
+        command.add_argument("version", type=int)
+    predict = commands.add_parser("predict", help="a prediction through the served model")
+    predict.add_argument("payload", help="JSON object with the model's input fields")
+    publish = commands.add_parser("publish-code", help="upload Glue/training code (real AWS)")
+    publish.add_argument("--stack-name", required=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {
+        "status": _status,
+        "invoke": _invoke,
+        "approve": _model_command,
+        "reject": _model_command,
+        "predict": _model_command,
+        "publish-code": _publish,
+    }
+    if args.command == "local":
+        code = _up(args) if args.local_command == "up" else _run(args)
+    else:
+        code = handlers[args.command](args)
+    return code
+
+
+@contextlib.contextmanager
+def _signals_stop(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM end the command through the normal clean-up path."""
+
+    def handle(signum: int, frame: Any) -> None:
+        stop.set()
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _parameters(approval: str | None) -> dict[str, str]:
+    return {"ApprovalPolicy": approval} if approval else {}
+
+
+def _demo_site(listings: int) -> Any:
+    try:
+        import demosite
+    except ImportError as exc:
+        raise SystemExit(f"the demo site is not available: {exc}") from exc
+    if not hasattr(demosite, "serve"):
+        raise SystemExit("demosite.serve is not available yet")
+    return demosite.serve(listings=listings)
+
+
+# ---------------------------------------------------------------------- up
+def _up(args: argparse.Namespace) -> int:
+    from localcloud.remote import live_state, remove_state, write_state
+
+    if live_state(PROJECT_ROOT):
+        _echo("A local cloud is already running (see .localcloud/state.json).")
+        return 1
+    stop = threading.Event()
+    log_dir = PROJECT_ROOT / ".localcloud" / "logs"
+    with contextlib.ExitStack() as stack, _signals_stop(stop):
+        try:
+            _echo("Starting the local cloud…")
+            cloud = stack.enter_context(
+                LocalCloud(PROJECT_ROOT, _parameters(args.approval), log_dir=log_dir)
+            )
+            site = stack.enter_context(_demo_site(args.listings))
+            stack.callback(remove_state, PROJECT_ROOT)
+            state = {
+                "pid": os.getpid(),
+                "endpoint_url": cloud.endpoint_url,
+                "region": cloud.region,
+                "account_id": cloud.account_id,
+                "resources": cloud.resources,
+                "parameters": cloud.parameters,
+                "rules": cloud.rule_queues(),
+                "http_api_url": cloud.http_api_url,
+                "demo_site_url": site.url,
+                "noise_sigma": site.catalogue.noise_sigma,
+                "log_dir": str(log_dir),
+                "started_at": time.time(),
+            }
+            write_state(PROJECT_ROOT, state)
+            schedules = cloud.start_schedules({"start_url": f"{site.url}listings?page=1"})
+            _print_up(cloud, site.url, schedules, log_dir)
+            while not stop.wait(1):
+                pass
+        except KeyboardInterrupt:
+            _echo("\nStopping…")
+    _echo("Local cloud stopped.")
+    return 0
+
+
+def _print_up(cloud: LocalCloud, site_url: str, schedules: list[str], log_dir: Path) -> None:
+    _echo(f"AWS endpoint: {cloud.endpoint_url}")
+    _echo(f"  e.g. aws --endpoint-url {cloud.endpoint_url} s3 ls")
+    for logical_id in sorted(cloud.resources):
+        if logical_id.endswith("Bucket"):
+            _echo(f"  {logical_id:<18} s3://{cloud.resources[logical_id]}")
+    _echo(f"Demo site: {site_url}")
+    _echo(f"Web app:   {cloud.http_api_url or 'not available yet'}")
+    _echo(f"Schedules: {', '.join(schedules) or 'disabled (fire one with: mlops local run)'}")
+    _echo(f"Function logs: {log_dir}")
+    _echo("Ctrl-C to stop.")
+
+
+# ---------------------------------------------------------------------- run
+def _run(args: argparse.Namespace) -> int:
+    from localcloud.ledger_view import LedgerView
+    from localcloud.pipeline import (
+        follow,
+        render,
+        sample_prediction,
+        start_demo_run,
+        summarise,
+        upload_dataset,
+    )
+    from localcloud.remote import RemoteCloud, live_state
+
+    if bool(args.data) != bool(args.contract):
+        _echo("--data and --contract go together")
+        return 2
+    echo = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else _echo
+    stop = threading.Event()
+    with contextlib.ExitStack() as stack, _signals_stop(stop):
+        try:
+            state = live_state(PROJECT_ROOT)
+            noise_sigma: float | None = None
+            if state:
+                target: Any = RemoteCloud(state)
+                echo(f"Using the running local cloud at {target.endpoint_url}")
+                wanted = args.approval
+                if wanted and target.parameters.get("ApprovalPolicy") != wanted:
+                    echo(f"note: the running cloud's ApprovalPolicy is not {wanted}")
+                site_url = state.get("demo_site_url")
+                noise_sigma = state.get("noise_sigma")
+            else:
+                echo("Starting a local cloud…")
+                target = stack.enter_context(
+                    LocalCloud(PROJECT_ROOT, _parameters(args.approval), console=echo)
+                )
+                site_url = None
+            view = LedgerView(target.client("dynamodb"), target.resources["RunLedgerTable"])
+            before = view.keys()
+            run_id = None
+            if args.data:
+                dataset, run_id = upload_dataset(target, args.data, args.contract)
+                echo(f"Uploaded {args.data.name} as dataset {dataset}: run {run_id}")
+            else:
+                if site_url is None:
+                    site = stack.enter_context(_demo_site(args.listings))
+                    site_url, noise_sigma = site.url, site.catalogue.noise_sigma
+                echo(f"Scraping the demo site {site_url}")
+                start_demo_run(target, site_url)
+            outcome = follow(
+                target, view, since=before, run_id=run_id, timeout=args.timeout, echo=echo
+            )
+            prediction = None
+            if outcome.ok and any(s.stage == "deploy" for s in outcome.stages):
+                prediction = sample_prediction(target)
+            summary = summarise(outcome, noise_sigma=noise_sigma, prediction=prediction)
+        except KeyboardInterrupt:
+            echo("\nInterrupted.")
+            return 130
+    if args.json:
+        print(json.dumps(summary, default=str))
+    else:
+        _echo(render(summary))
+    return outcome.exit_code
+
+
+# ---------------------------------------------------------------------- status
+def _status(args: argparse.Namespace) -> int:
+    from localcloud.ledger_view import LedgerView
+    from localcloud.remote import RemoteCloud, live_state
+
+    state = live_state(PROJECT_ROOT)
+    if not state:
+        _echo("There is no local cloud running (start one with: mlops local up).")
+        return _EXIT_NO_CLOUD
+    cloud = RemoteCloud(state)
+    view = LedgerView(cloud.client("dynamodb"), cloud.resources["RunLedgerTable"])
+    run_id = args.run_id or view.latest_run()
+    if not run_id:
+        _echo("The ledger is empty: no run yet.")
+        return 0
+    print(status_text(view, run_id))
+    return 0
+
+
+def status_text(view: Any, run_id: str) -> str:
+    """A run's timeline, plus dead-lettered events that could not be tied to a run."""
+    items = view.run(run_id)
+    lines = [f"Run {run_id}"]
+    lines += [item.line() for item in items] or ["  (no stages recorded)"]
+    orphans = [i for i in view.run("unknown") if i.is_dlq] if run_id != "unknown" else []
+    if orphans:
+        lines.append("Dead-lettered events without a run id:")
+        lines += [item.line() for item in orphans]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- invoke
+def _invoke(args: argparse.Namespace) -> int:
+    event = json.loads(args.event_file.read_text())
+    with LocalCloud(PROJECT_ROOT, http_api=False) as cloud:
+        spec = cloud.function(args.function)
+        _echo(f"Invoking {spec.logical_id} ({spec.name}) with {args.event_file}")
+        try:
+            result = cloud.invoke(spec.logical_id, event)
+        except Exception as exc:
+            _echo(f"{spec.logical_id} failed: {type(exc).__name__}: {exc}")
+            _echo(f"log: {cloud.log_dir / (spec.logical_id + '.log')}")
+            _echo(_tail(cloud.log_dir / f"{spec.logical_id}.log"))
+            return 1
+        print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------------- model commands
+def _model_command(args: argparse.Namespace) -> int:
+    from localcloud.remote import RemoteCloud, live_state
+
+    if importlib.util.find_spec("localcloud.model_commands") is None:
+        _echo(f"mlops {args.command}: not available yet")
+        return 1
+    state = live_state(PROJECT_ROOT)
+    if not state:
+        _echo("There is no local cloud running (start one with: mlops local up).")
+        return _EXIT_NO_CLOUD
+    from localcloud import model_commands
+
+    command = getattr(model_commands, args.command, None)
+    if command is None:
+        _echo(f"mlops {args.command}: not available yet")
+        return 1
+    argument = json.loads(args.payload) if args.command == "predict" else args.version
+    result = command(RemoteCloud(state), argument)
+    if result is not None:
+        print(json.dumps(result, indent=2, default=str) if not isinstance(result, str) else result)
+    return 0
+
+
+# ---------------------------------------------------------------------- publish-code
+def _publish(args: argparse.Namespace) -> int:
+    from localcloud.publish import publish_to_stack
+
+    for key in publish_to_stack(args.stack_name, PROJECT_ROOT):
+        _echo(f"uploaded {key}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

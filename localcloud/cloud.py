@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 import boto3
 from botocore.config import Config
@@ -92,10 +93,39 @@ def find_run_id(value: Any) -> str | None:
             if found:
                 return found
     elif isinstance(value, str):
-        match = _RUN_ID_IN_TEXT.search(value)
+        match = _RUN_ID_IN_TEXT.search(unquote_plus(value))
         if match:
             return match.group(1)
     return None
+
+
+def scheduled_event(
+    rule_arn: str, account_id: str, region: str, detail: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The envelope EventBridge delivers to a schedule rule's targets."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account_id,
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [rule_arn],
+        "detail": detail or {},
+    }
+
+
+_RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> float | None:
+    """Seconds between firings of a ``rate(...)`` expression; None for cron (not run locally)."""
+    match = _RATE.match(expression.strip())
+    if not match:
+        return None
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
 
 
 class LocalCloud:
@@ -460,19 +490,39 @@ class LocalCloud:
         if not rules:
             raise KeyError(f"{spec.logical_id} has no schedule in template.yaml")
         rule = rules[0]
-        event = {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "account": self.account_id,
-            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": self.region,
-            "resources": [rule.arn],
-            "detail": detail or {},
-        }
+        event = scheduled_event(rule.arn, self.account_id, self.region, detail)
         self.client("sqs").send_message(QueueUrl=rule.queue_url, MessageBody=json.dumps(event))
         return event
+
+    def start_schedules(self, detail: dict[str, Any] | None = None) -> list[str]:
+        """Fire enabled schedules on their rate until stop (used by `mlops local up`)."""
+        started = []
+        for rule in self.rules.values():
+            seconds = rate_seconds(rule.schedule) if rule.schedule else None
+            if not rule.enabled or seconds is None:
+                continue
+
+            def tick(rule: Rule = rule, seconds: float = seconds) -> None:
+                while not self._stopping.wait(seconds):
+                    self.fire_schedule(rule.function, detail)
+
+            thread = threading.Thread(target=tick, name=f"localcloud-schedule-{rule.logical_id}")
+            self._threads.append(thread)
+            thread.start()
+            started.append(f"{rule.logical_id} every {seconds:.0f}s")
+        return started
+
+    def rule_queues(self) -> dict[str, dict[str, Any]]:
+        """What a separate process needs to drive this cloud's rules (written to state.json)."""
+        return {
+            r.logical_id: {
+                "function": r.function,
+                "queue_url": r.queue_url,
+                "schedule": r.schedule,
+                "arn": r.arn,
+            }
+            for r in self.rules.values()
+        }
 
     def route(self, event: dict[str, Any]) -> list[str]:
         """Logical ids of the functions whose rules match ``event`` (schedules excluded)."""

@@ -1,0 +1,118 @@
+"""Reading the run ledger from outside the handlers (CLI progress and status)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+
+_DESERIALIZE = TypeDeserializer().deserialize
+
+
+@dataclass
+class StageItem:
+    """One (run_id, stage) ledger item."""
+
+    run_id: str
+    stage: str
+    status: str
+    started_at: str | None = None
+    ended_at: str | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dynamo(cls, raw: dict[str, Any]) -> StageItem:
+        item = {k: _plain(_DESERIALIZE(v)) for k, v in raw.items()}
+        known = {"run_id", "stage", "status", "started_at", "ended_at", "counts", "reason"}
+        detail = dict(item.get("detail") or {})
+        detail |= {k: v for k, v in item.items() if k not in known and k != "detail"}
+        return cls(
+            run_id=item["run_id"],
+            stage=item["stage"],
+            status=item.get("status", "?"),
+            started_at=item.get("started_at"),
+            ended_at=item.get("ended_at"),
+            counts=item.get("counts") or {},
+            reason=item.get("reason"),
+            detail=detail,
+        )
+
+    @property
+    def is_dlq(self) -> bool:
+        return self.stage.startswith("dlq:")
+
+    @property
+    def seconds(self) -> float | None:
+        if not (self.started_at and self.ended_at):
+            return None
+        start = datetime.fromisoformat(self.started_at)
+        return (datetime.fromisoformat(self.ended_at) - start).total_seconds()
+
+    def line(self) -> str:
+        """One progress line: stage, status, duration, key counts."""
+        seconds = f"{self.seconds:.1f}s" if self.seconds is not None else ""
+        counts = " ".join(f"{k}={v}" for k, v in self.counts.items())
+        reason = f"  {self.reason}" if self.reason and self.status != "SUCCEEDED" else ""
+        return f"  {self.stage:<28} {self.status:<10} {seconds:>7}  {counts}{reason}".rstrip()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "status": self.status,
+            "seconds": self.seconds,
+            "counts": self.counts,
+            "reason": self.reason,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "detail": self.detail,
+        }
+
+
+def _plain(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | set):
+        return [_plain(v) for v in value]
+    return value
+
+
+class LedgerView:
+    """The whole ledger table, read with a plain DynamoDB client (the ledger is small)."""
+
+    def __init__(self, dynamodb: Any, table: str) -> None:
+        self.dynamodb = dynamodb
+        self.table = table
+
+    def items(self) -> list[StageItem]:
+        out: list[StageItem] = []
+        kwargs: dict[str, Any] = {"TableName": self.table}
+        while True:
+            page = self.dynamodb.scan(**kwargs)
+            out += [StageItem.from_dynamo(raw) for raw in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return out
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def keys(self) -> set[tuple[str, str]]:
+        return {(i.run_id, i.stage) for i in self.items()}
+
+    def run(self, run_id: str) -> list[StageItem]:
+        return sorted(
+            (i for i in self.items() if i.run_id == run_id), key=lambda i: i.started_at or ""
+        )
+
+    def latest_run(self) -> str | None:
+        latest: dict[str, str] = {}
+        for item in self.items():
+            stamp = item.started_at or item.ended_at or ""
+            latest[item.run_id] = max(latest.get(item.run_id, ""), stamp)
+        named = [r for r in latest if r != "unknown"] or list(latest)
+        return max(named, key=lambda r: latest[r]) if named else None
