@@ -97,11 +97,15 @@ _SCRIPT = r"""
       if (res.ok) {
         out.hidden = false;
         show("prediction", fmt(body.predictions[0]));
-        show("probability", body.probabilities ? JSON.stringify(body.probabilities[0]) : null);
+        const probs = body.probabilities ? JSON.stringify(body.probabilities[0]) : null;
+        show("probability", probs);
+        for (const id of ["probability", "probability-label"]) {
+          document.getElementById(id).hidden = probs === null;
+        }
         show("result-version", body.model.version); show("result-trained", body.model.trained_at);
         show("result-run", body.model.run_id);
       } else if (res.status === 422 && body.errors) {
-        fail(body.message || "Please correct the highlighted fields.");
+        fail("Please correct the highlighted fields (" + body.message + ").");
         for (const err of body.errors) {
           const input = err.field ? form.elements.namedItem(err.field) : null;
           const slot = err.field ? document.getElementById("error-" + err.field) : null;
@@ -191,7 +195,7 @@ Fields marked <span>*</span> are required.</p></header>
 <button type="submit">Predict</button></form></section>
 <section><h2>Prediction</h2>
 <div id="result" hidden><div class="value" id="prediction"></div>
-<dl><dt>probabilities</dt><dd id="probability"></dd>
+<dl><dt id="probability-label">probabilities</dt><dd id="probability"></dd>
 <dt>model version</dt><dd id="result-version"></dd>
 <dt>trained at</dt><dd id="result-trained"></dd>
 <dt>training run</dt><dd id="result-run"></dd></dl></div>
