@@ -1,0 +1,163 @@
+"""One scrape run: load the spec, crawl, land parts and manifest, record it in the run ledger."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlops import ledger
+from mlops.ledger import Status
+from mlops.observability import logger
+from mlops.scraping.crawl import CrawlStats, ScrapeError, crawl
+from mlops.scraping.fetch import Fetcher
+from mlops.scraping.landing import PART_MAX_BYTES, PART_MAX_RECORDS, PartBuffer, land_run
+from mlops.scraping.spec import load_spec
+from mlops.settings import get_settings
+
+STAGE = "scrape"
+DEFAULT_SPEC_URI = "builtin:demo_cars"
+
+
+class ScrapeRequest(BaseModel):
+    """What to scrape; unset fields come from the spec and the settings (environment)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str = Field(min_length=1)
+    spec_uri: str | None = None
+    start_url: str | None = None
+    dataset: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]+$")
+    max_pages: int | None = Field(default=None, ge=1)
+    max_items: int | None = Field(default=None, ge=1)
+    politeness_delay_seconds: float | None = Field(default=None, ge=0)
+    part_max_records: int = Field(default=PART_MAX_RECORDS, ge=1)
+    part_max_bytes: int = Field(default=PART_MAX_BYTES, ge=1024)
+
+
+class ScrapeResult(BaseModel):
+    """Summary of a landed run."""
+
+    run_id: str
+    dataset: str
+    ingest_date: str
+    bucket: str
+    manifest_key: str
+    part_keys: list[str]
+    records: int
+    pages_fetched: int
+    pages_failed: int
+    items_failed: int
+    requests: int
+    duration_seconds: float
+
+
+def run_scrape(
+    request: ScrapeRequest, *, sleep: Callable[[float], None] = time.sleep
+) -> ScrapeResult:
+    """Crawl the site of ``request`` into the raw zone; ledger FAILED and re-raise on any failure.
+
+    The spec is loaded and validated before any request. Nothing lands unless the crawl
+    finishes; parts are written first and the manifest last.
+    """
+    settings = get_settings()
+    bucket = settings.require("raw_bucket")
+    started = datetime.now(timezone.utc)
+    ledger.start(request.run_id, STAGE)
+    stats = CrawlStats()
+    try:
+        spec = load_spec(request.spec_uri or settings.site_spec_uri or DEFAULT_SPEC_URI)
+        dataset = request.dataset or spec.dataset
+        source = request.start_url or spec.start_url
+        ingest_date = started.date().isoformat()
+        buffer = PartBuffer(request.part_max_records, request.part_max_bytes)
+        politeness = (
+            request.politeness_delay_seconds
+            if request.politeness_delay_seconds is not None
+            else settings.politeness_delay_seconds
+        )
+        with Fetcher(spec.http, spec.user_agent, politeness, sleep=sleep) as fetcher:
+            for record in crawl(
+                spec,
+                source,
+                fetcher,
+                max_pages=request.max_pages or settings.max_pages,
+                max_items=request.max_items or settings.max_items,
+                stats=stats,
+            ):
+                buffer.add(record)
+            requests_made = fetcher.requests_made
+        buffer.seal()
+        if stats.records == 0:
+            raise ScrapeError(
+                f"no records extracted from {source}: {stats.pages_fetched} pages fetched, "
+                f"{stats.pages_failed} failed, {stats.items_failed} items failed"
+            )
+        finished = datetime.now(timezone.utc)
+        manifest = {
+            "run_id": request.run_id,
+            "dataset": dataset,
+            "ingest_date": ingest_date,
+            "complete": True,
+            "pages_fetched": stats.pages_fetched,
+            "pages_failed": stats.pages_failed,
+            "items_failed": stats.items_failed,
+            "field_errors": stats.field_errors,
+            "duplicate_links": stats.duplicate_links,
+            "disallowed_links": stats.disallowed_links,
+            "capped_by": stats.capped_by,
+            "requests": requests_made,
+            "started_at": started.isoformat(timespec="seconds"),
+            "finished_at": finished.isoformat(timespec="seconds"),
+            "duration_seconds": round((finished - started).total_seconds(), 3),
+            "source": source,
+            "site_spec": spec.name,
+        }
+        parts, manifest_key = land_run(
+            bucket, dataset, ingest_date, request.run_id, buffer.parts, manifest
+        )
+    except Exception as error:
+        ledger.finish(
+            request.run_id,
+            STAGE,
+            Status.FAILED,
+            counts=_counts(stats, parts=0),
+            reason=f"{type(error).__name__}: {error}",
+        )
+        raise
+    ledger.finish(
+        request.run_id,
+        STAGE,
+        Status.SUCCEEDED,
+        counts=_counts(stats, parts=len(parts)),
+        dataset=dataset,
+        manifest_key=manifest_key,
+        source=source,
+    )
+    logger.info("scrape landed", extra={"manifest_key": manifest_key, **stats.as_dict()})
+    return ScrapeResult(
+        run_id=request.run_id,
+        dataset=dataset,
+        ingest_date=ingest_date,
+        bucket=bucket,
+        manifest_key=manifest_key,
+        part_keys=[part["key"] for part in parts],
+        records=stats.records,
+        pages_fetched=stats.pages_fetched,
+        pages_failed=stats.pages_failed,
+        items_failed=stats.items_failed,
+        requests=requests_made,
+        duration_seconds=manifest["duration_seconds"],
+    )
+
+
+def _counts(stats: CrawlStats, *, parts: int) -> dict[str, int | float]:
+    return {
+        "pages_fetched": stats.pages_fetched,
+        "pages_failed": stats.pages_failed,
+        "items_failed": stats.items_failed,
+        "records": stats.records,
+        "parts": parts,
+    }
