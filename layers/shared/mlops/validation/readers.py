@@ -46,7 +46,7 @@ def _jsonl_gz(body: bytes) -> pd.DataFrame:
         raise UnreadableObject("empty object: no records")
     try:
         # Strings stay strings (no date or number guessing): the contract decides types.
-        frame = pd.read_json(io.BytesIO(text), lines=True, dtype=False, convert_dates=False)
+        frame = pd.read_json(io.BytesIO(text), lines=True, dtype=False)
     except ValueError as exc:
         raise UnreadableObject(f"not JSON lines: {exc}") from None
     return frame

@@ -1,0 +1,517 @@
+"""The validate function on moto: zones, reports, bad objects, idempotency, run completion."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote_plus
+
+import awswrangler as wr
+import boto3
+import pandas as pd
+import pytest
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+)
+from botocore.exceptions import ClientError
+
+from functions.validate import app
+from mlops import clients, lake, ledger
+from tests.unit.test_validation_checks import car
+
+RAW = "mlops-used-cars-dev-rawbucket-1q2w3e4r5t6y"  # the bucket in events/s3_object_created.json
+VALIDATED = "mlops-validated-dev"
+QUARANTINE = "mlops-quarantine-dev"
+ARTIFACTS = "mlops-artifacts-dev"
+LEDGER = "mlops-ledger-dev"
+IDEMPOTENCY = "mlops-idempotency-dev"
+DATABASE = "mlops_dev"
+RUN = "20261127T083000Z-1a2b3c4d"
+RUN_PREFIX = lake.run_prefix("used_cars", "2026-11-27", RUN)
+
+
+def jsonl_gz(records: list[dict[str, Any]]) -> bytes:
+    return gzip.compress("".join(json.dumps(r) + "\n" for r in records).encode())
+
+
+def cars(first: int, count: int, **changes: Any) -> list[dict[str, Any]]:
+    return [car(i, **changes) for i in range(first, first + count)]
+
+
+class Lake:
+    """The template's validate resources in moto, plus ways to feed and observe the function."""
+
+    def __init__(self, context: Any, event: Any) -> None:
+        self.context = context
+        self.template = event("s3_object_created.json")
+        self.s3 = boto3.client("s3")
+        self.sqs = boto3.client("sqs")
+        self.queue_url = ""
+
+    def provision(self) -> None:
+        for bucket in (RAW, VALIDATED, QUARANTINE, ARTIFACTS):
+            self.s3.create_bucket(Bucket=bucket)
+        self.s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
+        dynamodb = boto3.client("dynamodb")
+        dynamodb.create_table(
+            TableName=LEDGER,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "run_id", "AttributeType": "S"},
+                {"AttributeName": "stage", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "run_id", "KeyType": "HASH"},
+                {"AttributeName": "stage", "KeyType": "RANGE"},
+            ],
+        )
+        dynamodb.create_table(
+            TableName=IDEMPOTENCY,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        )
+        boto3.client("glue").create_database(DatabaseInput={"Name": DATABASE})
+        # Capture "Run Validated" the way a consumer would see it: rule → SQS.
+        self.queue_url = self.sqs.create_queue(QueueName="run-validated")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+        events = boto3.client("events")
+        events.put_rule(
+            Name="run-validated",
+            EventPattern=json.dumps(
+                {"source": ["mlops.pipeline"], "detail-type": ["Run Validated"]}
+            ),
+        )
+        events.put_targets(
+            Rule="run-validated", Targets=[{"Id": "q", "Arn": arn["Attributes"]["QueueArn"]}]
+        )
+
+    def upload(self, key: str, body: bytes) -> dict[str, Any]:
+        """Put an object in the raw zone; return the "Object Created" event S3 would send."""
+        put = self.s3.put_object(Bucket=RAW, Key=key, Body=body)
+        event = copy.deepcopy(self.template)
+        obj = event["detail"]["object"]
+        obj.update(
+            key=quote_plus(key, safe="/"),
+            size=len(body),
+            etag=put["ETag"].strip('"'),
+        )
+        obj["version-id"] = put["VersionId"]
+        return event
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        return app.lambda_handler(event, self.context)
+
+    def run_validated(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        while True:
+            batch = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+            if not batch.get("Messages"):
+                return messages
+            for message in batch["Messages"]:
+                messages.append(json.loads(message["Body"]))
+                self.sqs.delete_message(
+                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+
+    def validated_rows(self, dataset: str = "used_cars") -> pd.DataFrame:
+        path = lake.validated_path(VALIDATED, dataset)
+        if not wr.s3.list_objects(path):
+            return pd.DataFrame()
+        return wr.s3.read_parquet(path, dataset=True)
+
+    def quarantined_rows(self, dataset: str = "used_cars") -> pd.DataFrame:
+        path = lake.quarantine_rows_path(QUARANTINE, dataset)
+        if not wr.s3.list_objects(path):
+            return pd.DataFrame()
+        return wr.s3.read_parquet(path, dataset=True)
+
+    def report(self, result: dict[str, Any]) -> dict[str, Any]:
+        body = self.s3.get_object(Bucket=QUARANTINE, Key=result["report_key"])["Body"]
+        return json.loads(body.read())
+
+    def ledger_item(self, run_id: str, stage: str = "validate") -> dict[str, Any]:
+        return next((s for s in ledger.stages(run_id) if s["stage"] == stage), {})
+
+
+@pytest.fixture
+def lake_env(
+    aws: None, monkeypatch: pytest.MonkeyPatch, lambda_context: Any, event: Any
+) -> Iterator[Lake]:
+    for name, value in {
+        "RAW_BUCKET": RAW,
+        "VALIDATED_BUCKET": VALIDATED,
+        "QUARANTINE_BUCKET": QUARANTINE,
+        "ARTIFACTS_BUCKET": ARTIFACTS,
+        "LEDGER_TABLE": LEDGER,
+        "IDEMPOTENCY_TABLE": IDEMPOTENCY,
+        "GLUE_DATABASE": DATABASE,
+        "POWERTOOLS_SERVICE_NAME": "validate",
+    }.items():
+        monkeypatch.setenv(name, value)
+    lake_ = Lake(lambda_context, event)
+    lake_.provision()
+    yield lake_
+
+
+def manifest(parts: list[str], run_id: str = RUN) -> bytes:
+    return json.dumps(
+        {
+            "run_id": run_id,
+            "dataset": "used_cars",
+            "ingest_date": "2026-11-27",
+            "complete": True,
+            "parts": [{"key": key, "records": 3} for key in parts],
+            "records": 3 * len(parts),
+        }
+    ).encode()
+
+
+# ---------------------------------------------------------------- the sample event
+
+
+def test_the_sample_event_validates_its_part_into_the_run_partition(lake_env: Lake) -> None:
+    sample = lake_env.template
+    key = RUN_PREFIX + "part-00000.jsonl.gz"
+    put = lake_env.s3.put_object(Bucket=RAW, Key=key, Body=jsonl_gz(cars(1, 4)))
+    sample["detail"]["object"]["version-id"] = put["VersionId"]
+
+    result = lake_env.invoke(sample)
+
+    assert (result["outcome"], result["run_id"], result["key"]) == ("validated", RUN, key)
+    rows = lake_env.validated_rows()
+    assert len(rows) == 4
+    assert set(rows["run_id"]) == {RUN}
+    assert set(rows["ingest_date"]) == {"2026-11-27"}
+    assert set(rows["source_object"]) == {f"s3://{RAW}/{key}"}
+
+
+# ---------------------------------------------------------------- rows and reports
+
+
+def test_a_clean_upload_lands_typed_in_the_validated_zone_and_glue_table(lake_env: Lake) -> None:
+    event = lake_env.upload("used_cars/clean.jsonl.gz", jsonl_gz(cars(1, 5)))
+
+    result = lake_env.invoke(event)
+
+    assert result["outcome"] == "validated"
+    assert (result["rows_in"], result["rows_valid"], result["rows_quarantined"]) == (5, 5, 0)
+    rows = lake_env.validated_rows()
+    assert sorted(rows["listing_id"]) == [f"L{i:06d}" for i in range(1, 6)]
+    columns = wr.catalog.get_table_types(database=DATABASE, table="used_cars")
+    assert columns["year"] == "bigint"
+    assert columns["price"] == "double"
+    assert columns["posted_date"] == "timestamp"
+    assert lake_env.quarantined_rows().empty
+
+
+def test_bad_rows_go_to_quarantine_with_the_rules_they_broke(lake_env: Lake) -> None:
+    records = [*cars(1, 6), car(7, year=2099), car(8, fuel="steam"), car(3)]
+    event = lake_env.upload("used_cars/mixed.jsonl.gz", jsonl_gz(records))
+
+    result = lake_env.invoke(event)
+
+    quarantined = lake_env.quarantined_rows().set_index("listing_id")
+    assert quarantined["failed_rules"].to_dict() == {
+        "L000007": "range:year",
+        "L000008": "allowed:fuel",
+        "L000003": "duplicate_key",
+    }
+    assert len(lake_env.validated_rows()) == 6
+    report = lake_env.report(result)
+    assert report["rows_in"] == report["rows_valid"] + report["rows_quarantined"] == 9
+    assert report["rule_failures"] == {"range:year": 1, "allowed:fuel": 1, "duplicate_key": 1}
+    assert report["contract"] == {"name": "used_cars", "version": "1.0.0"}
+
+
+def test_an_object_over_the_invalid_share_is_rejected_and_quarantined_whole(
+    lake_env: Lake,
+) -> None:
+    records = [*cars(1, 2), *cars(10, 3, price=1.0)]
+    event = lake_env.upload("used_cars/mostly-bad.jsonl.gz", jsonl_gz(records))
+
+    result = lake_env.invoke(event)
+
+    assert result["outcome"] == "rejected"
+    assert result["metric"] == "ObjectsRejected"
+    assert lake_env.validated_rows().empty
+    assert len(lake_env.quarantined_rows()) == 5
+    report = lake_env.report(result)
+    assert report["status"] == "rejected"
+    assert "max_invalid_share" in report["reason"]
+    progress = lake_env.ledger_item(result["run_id"], "validate#parts")
+    assert progress["failed_objects"] == {"used_cars/mostly-bad.jsonl.gz"}
+
+
+def test_a_user_csv_upload_is_a_run_of_its_own_with_formatted_numbers_normalised(
+    lake_env: Lake,
+) -> None:
+    csv = (
+        "listing_id,make,model,year,mileage,fuel,transmission,engine_size,body,posted_date,price\n"
+        'L000001,VW,Golf,2018,"41,200",Petrol,Manual,1.4,Hatchback,2026-10-01,"$14,900"\n'
+        "L000002,Mercedes,C-Class,2019,30000,Diesel,Automatic,2.0,Sedan,2026-10-02,28000\n"
+    )
+    event = lake_env.upload("used_cars/cars.csv", csv.encode())
+
+    result = lake_env.invoke(event)
+
+    assert result["run_id"].startswith("upload-")
+    assert (result["outcome"], result["rows_valid"], result["run_emitted"]) == (
+        "validated",
+        2,
+        True,
+    )
+    rows = lake_env.validated_rows().set_index("listing_id")
+    assert rows.loc["L000001", "make"] == "volkswagen"
+    assert rows.loc["L000001", "price"] == 14900.0
+    assert rows.loc["L000001", "mileage"] == 41200
+    [emitted] = lake_env.run_validated()
+    assert emitted["detail"]["run_id"] == result["run_id"]
+    assert emitted["detail"]["rows_valid"] == 2
+
+
+# ---------------------------------------------------------------- unreadable objects
+
+GOOD = jsonl_gz(cars(1, 3))
+
+
+@pytest.mark.parametrize(
+    ("key", "body", "reason"),
+    [
+        ("used_cars/plain.jsonl.gz", b'{"listing_id": "L000001"}\n', "not a complete gzip"),
+        ("used_cars/cut.jsonl.gz", GOOD[: len(GOOD) // 2], "not a complete gzip"),
+        ("used_cars/empty.jsonl.gz", b"", "empty object"),
+        ("used_cars/blank.jsonl.gz", gzip.compress(b"\n"), "empty object"),
+        ("used_cars/table.parquet", b"listing_id,make\nL1,vw\n", "not parquet"),
+        ("used_cars/other.csv", b"colour,wheels\nred,4\n", "none of the contract's columns"),
+        ("boats/sail.csv", b"listing_id\nL000001\n", "no contract for dataset boats"),
+    ],
+)
+def test_an_unreadable_object_is_quarantined_whole_with_a_report_and_not_retried(
+    lake_env: Lake, key: str, body: bytes, reason: str
+) -> None:
+    event = lake_env.upload(key, body)
+
+    result = lake_env.invoke(event)
+
+    assert (result["outcome"], result["metric"]) == ("unreadable", "UnreadableObjects")
+    assert reason in result["reason"]
+    dataset = key.split("/")[0]
+    copy_key = lake.quarantine_object_key(dataset, result["run_id"], key)
+    kept = lake_env.s3.get_object(Bucket=QUARANTINE, Key=copy_key)["Body"].read()
+    assert kept == body
+    assert lake_env.report(result)["status"] == "unreadable"
+    progress = lake_env.ledger_item(result["run_id"], "validate#parts")
+    assert progress["failed_objects"] == {key}
+
+
+def test_a_transient_aws_error_raises_so_the_event_is_retried(
+    lake_env: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = lake_env.upload("used_cars/retry.jsonl.gz", GOOD)
+    s3 = boto3.client("s3")
+    real_get = s3.get_object
+    throttled = ClientError({"Error": {"Code": "SlowDown", "Message": "slow down"}}, "GetObject")
+
+    def slow_down(**kwargs: Any) -> Any:
+        raise throttled
+
+    monkeypatch.setattr(s3, "get_object", slow_down)
+    monkeypatch.setattr(
+        "mlops.validation.objects.client",
+        lambda service: s3 if service == "s3" else clients.client(service),
+    )
+    with pytest.raises(ClientError, match="SlowDown"):
+        lake_env.invoke(event)
+
+    monkeypatch.setattr(s3, "get_object", real_get)
+    assert lake_env.invoke(event)["outcome"] == "validated"
+
+
+# ---------------------------------------------------------------- at-least-once delivery
+
+
+def test_a_duplicate_delivery_is_processed_once(lake_env: Lake) -> None:
+    event = lake_env.upload("used_cars/twice.jsonl.gz", GOOD)
+
+    first = lake_env.invoke(event)
+    second = lake_env.invoke(copy.deepcopy(event))
+
+    assert (first["replayed"], second["replayed"]) == (False, True)
+    assert len(lake_env.validated_rows()) == 3
+    assert len(lake_env.run_validated()) == 1
+
+
+def test_concurrent_deliveries_of_one_object_are_processed_once(lake_env: Lake) -> None:
+    event = lake_env.upload("used_cars/race.jsonl.gz", GOOD)
+    outcomes: list[str] = []
+    start = threading.Barrier(4)
+
+    def deliver() -> None:
+        start.wait()
+        try:
+            result = lake_env.invoke(copy.deepcopy(event))
+            outcomes.append("replayed" if result["replayed"] else "processed")
+        except IdempotencyAlreadyInProgressError:
+            outcomes.append("in progress")  # Lambda fails it; EventBridge retries later
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert outcomes.count("processed") == 1
+    assert len(lake_env.validated_rows()) == 3
+    assert len(lake_env.run_validated()) == 1
+
+
+def test_a_changed_reupload_of_the_same_key_is_processed_again(lake_env: Lake) -> None:
+    first = lake_env.invoke(lake_env.upload("used_cars/cars.jsonl.gz", jsonl_gz(cars(1, 2))))
+    second = lake_env.invoke(lake_env.upload("used_cars/cars.jsonl.gz", jsonl_gz(cars(1, 3))))
+
+    assert second["replayed"] is False
+    assert second["run_id"] != first["run_id"]
+    assert second["rows_valid"] == 3
+    assert [e["detail"]["run_id"] for e in lake_env.run_validated()] == [
+        first["run_id"],
+        second["run_id"],
+    ]
+
+
+def test_a_changed_reupload_of_a_run_part_replaces_its_rows(lake_env: Lake) -> None:
+    key = RUN_PREFIX + "part-00000.jsonl.gz"
+    lake_env.invoke(lake_env.upload(key, jsonl_gz(cars(1, 2))))
+
+    lake_env.invoke(lake_env.upload(key, jsonl_gz(cars(1, 3))))
+
+    assert sorted(lake_env.validated_rows()["listing_id"]) == ["L000001", "L000002", "L000003"]
+
+
+# ---------------------------------------------------------------- run completion
+
+
+def parts(count: int) -> list[str]:
+    return [lake.raw_part_key("used_cars", "2026-11-27", RUN, i) for i in range(count)]
+
+
+def test_a_run_is_validated_once_its_last_part_arrives_after_the_manifest(lake_env: Lake) -> None:
+    keys = parts(3)
+    bodies = [jsonl_gz(cars(1, 3)), jsonl_gz(cars(4, 3)), jsonl_gz([*cars(7, 2), car(9, year=1)])]
+    events = [lake_env.upload(k, b) for k, b in zip(keys, bodies, strict=True)]
+    manifest_event = lake_env.upload(
+        lake.raw_manifest_key("used_cars", "2026-11-27", RUN), manifest(keys)
+    )
+
+    lake_env.invoke(events[0])
+    lake_env.invoke(manifest_event)
+    lake_env.invoke(events[1])
+    assert lake_env.run_validated() == []
+    last = lake_env.invoke(events[2])
+
+    assert last["run_emitted"] is True
+    [emitted] = lake_env.run_validated()
+    assert emitted["source"] == "mlops.pipeline"
+    assert emitted["detail-type"] == "Run Validated"
+    detail = emitted["detail"]
+    assert detail["run_id"] == RUN
+    assert (detail["rows_valid"], detail["rows_quarantined"], detail["objects"]) == (8, 1, 3)
+    assert detail["contract_version"] == "1.0.0"
+    assert detail["validated_path"] == lake.validated_path(VALIDATED, "used_cars")
+    item = lake_env.ledger_item(RUN)
+    assert item["status"] == "SUCCEEDED"
+    assert item["counts"] | {"objects": 3} == item["counts"]
+    assert (item["counts"]["rows_in"], item["counts"]["rows_valid"]) == (9, 8)
+
+
+def test_a_run_is_validated_when_the_manifest_arrives_after_every_part(lake_env: Lake) -> None:
+    keys = parts(2)
+    for i, key in enumerate(keys):
+        lake_env.invoke(lake_env.upload(key, jsonl_gz(cars(1 + 3 * i, 3))))
+    assert lake_env.run_validated() == []
+
+    result = lake_env.invoke(
+        lake_env.upload(lake.raw_manifest_key("used_cars", "2026-11-27", RUN), manifest(keys))
+    )
+
+    assert (result["outcome"], result["run_emitted"]) == ("manifest", True)
+    assert len(lake_env.run_validated()) == 1
+
+
+def test_parts_finishing_concurrently_emit_exactly_one_run_validated(lake_env: Lake) -> None:
+    keys = parts(4)
+    events = [lake_env.upload(k, jsonl_gz(cars(1 + 3 * i, 3))) for i, k in enumerate(keys)]
+    events.append(
+        lake_env.upload(lake.raw_manifest_key("used_cars", "2026-11-27", RUN), manifest(keys))
+    )
+    errors: list[BaseException] = []
+
+    def deliver(event: dict[str, Any]) -> None:
+        start.wait()
+        try:
+            lake_env.invoke(event)
+        except BaseException as exc:  # surfaced below, threads would swallow it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(e,)) for e in events * 2]
+    start = threading.Barrier(len(threads))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert all(isinstance(e, IdempotencyAlreadyInProgressError) for e in errors), errors
+    for event in events:  # EventBridge's retry of any delivery that found one in progress
+        lake_env.invoke(event)
+    [emitted] = lake_env.run_validated()
+    assert emitted["detail"]["rows_valid"] == 12
+    assert len(lake_env.validated_rows()) == 12
+
+
+def test_a_failed_emit_is_retried_by_the_redelivery_and_emitted_once(
+    lake_env: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = lake_env.upload("used_cars/emit.jsonl.gz", GOOD)
+    events = boto3.client("events")
+    real_put = events.put_events
+    refused = {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure"}]}
+    monkeypatch.setattr(events, "put_events", lambda **entries: refused)
+    monkeypatch.setattr(
+        "mlops.validation.completion.client",
+        lambda service: events if service == "events" else clients.client(service),
+    )
+    with pytest.raises(RuntimeError, match="not accepted"):
+        lake_env.invoke(event)
+    assert lake_env.run_validated() == []
+
+    monkeypatch.setattr(events, "put_events", real_put)
+    result = lake_env.invoke(event)
+
+    assert result["run_emitted"] is True
+    assert len(lake_env.run_validated()) == 1
+    assert len(lake_env.validated_rows()) == 3
+
+
+def test_a_run_with_no_valid_rows_still_completes(lake_env: Lake) -> None:
+    result = lake_env.invoke(lake_env.upload("used_cars/junk.csv", b"colour\nred\n"))
+
+    assert result["run_complete"] is True
+    [emitted] = lake_env.run_validated()
+    assert (emitted["detail"]["rows_valid"], emitted["detail"]["objects"]) == (0, 1)
+    item = lake_env.ledger_item(result["run_id"])
+    assert item["status"] == "SUCCEEDED"
+    assert item["reason"] == "1 object(s) rejected or unreadable"
+
+
+def test_a_broken_manifest_is_recorded_without_raising(lake_env: Lake) -> None:
+    key = lake.raw_manifest_key("used_cars", "2026-11-27", RUN)
+
+    result = lake_env.invoke(lake_env.upload(key, b"{not json"))
+
+    assert (result["outcome"], result["metric"]) == ("bad_manifest", "UnreadableObjects")
+    assert lake_env.ledger_item(RUN, "validate#parts")["failed_objects"] == {key}
+    assert lake_env.run_validated() == []
