@@ -192,9 +192,11 @@ def read_validated(spark: SparkSession, path: str, run_id: str) -> DataFrame:
         partitions = _glob(spark, f"{root}/run_id={run_id}") + _glob(
             spark, f"{root}/*/run_id={run_id}"
         )
-    if not partitions:
+    files = [f for p in partitions for f in _glob(spark, f"{p.rstrip('/')}/*.parquet")]
+    if not files:
         raise PreparationFailed(f"run {run_id} has no validated rows under {path}")
-    df = spark.read.parquet(*partitions)
+    # basePath keeps the partition directories' columns discoverable (they are dropped below).
+    df = spark.read.option("basePath", root).parquet(*files)
     for partition_column in ("run_id", "ingest_date", "dataset"):
         if partition_column in df.columns:
             df = df.drop(partition_column)

@@ -104,10 +104,12 @@ def _missing(value: Any) -> bool:
 
 def _clean_number(raw: pd.Series, spec: dict[str, Any]) -> pd.Series:
     if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):
-        text = raw.astype(object).map(lambda v: None if _missing(v) else str(v).strip())
         # Thousands separators and currency signs are how sites print numbers.
-        text = text.map(lambda v: None if v is None else v.replace(",", "").lstrip("$£€"))
-        values = pd.to_numeric(text, errors="coerce")
+        text = [
+            None if _missing(v) else str(v).strip().replace(",", "").lstrip("$£€")
+            for v in raw.tolist()
+        ]
+        values = pd.to_numeric(pd.Series(text, index=raw.index, dtype=object), errors="coerce")
     else:
         values = pd.to_numeric(raw, errors="coerce")
     values = values.astype("float64")
@@ -163,8 +165,13 @@ def _to_utc(raw: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(raw.dtype):
         parsed = pd.to_datetime(raw, errors="coerce", utc=True)
     else:
-        text = raw.astype(object).map(lambda v: None if _missing(v) else str(v).strip())
-        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+        text = [None if _missing(v) else str(v).strip() for v in raw.tolist()]
+        parsed = pd.to_datetime(
+            pd.Series(text, index=raw.index, dtype=object),
+            errors="coerce",
+            utc=True,
+            format="ISO8601",
+        )
     return parsed.astype("datetime64[ns, UTC]")
 
 
