@@ -174,11 +174,22 @@ class OutputRouter:
                 self._files[function] = file
         previous = self.target()
         self._local.target = file
+        # Something (a test's capsys, a REPL) may have replaced sys.stdout since install().
+        wrapped = []
+        for name in ("stdout", "stderr"):
+            current = getattr(sys, name)
+            if not isinstance(current, _ThreadRoutedStream):
+                routed = _ThreadRoutedStream(current, self)
+                setattr(sys, name, routed)
+                wrapped.append((name, routed, current))
         try:
             yield file
         finally:
             file.flush()
             self._local.target = previous
+            for name, routed, current in wrapped:
+                if getattr(sys, name) is routed:
+                    setattr(sys, name, current)
 
 
 def _stream_handlers() -> list[logging.StreamHandler[Any]]:
