@@ -44,7 +44,7 @@ class DemoSite:
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="demosite", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="demosite", daemon=True
         )
         self._thread.start()
         bound_host, bound_port = self._server.server_address[:2]
