@@ -50,14 +50,18 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def timed(call: Callable[[], Any], requests: int, warmup: int) -> list[float]:
+def timed(calls: dict[str, Callable[[], Any]], requests: int, warmup: int) -> dict[str, list]:
+    """Samples per tier, taken round-robin so a load spike on this shared machine hits every
+    tier alike instead of skewing whichever happened to run during it."""
     for _ in range(warmup):
-        call()
-    samples = []
+        for call in calls.values():
+            call()
+    samples: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(requests):
-        started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1000)
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call()
+            samples[name].append((time.perf_counter() - started) * 1000)
     return samples
 
 
@@ -179,11 +183,11 @@ def main(argv: list[str] | None = None) -> int:
                     response = session.post(url, json=ROW, timeout=30)
                     assert response.status_code == 200, response.text
 
-                tiers = {
-                    "invoke_endpoint": timed(direct, args.requests, args.warmup),
-                    "handler": timed(handler, args.requests, args.warmup),
-                    "http_api": timed(http, args.requests, args.warmup),
-                }
+                tiers = timed(
+                    {"invoke_endpoint": direct, "handler": handler, "http_api": http},
+                    args.requests,
+                    args.warmup,
+                )
             finally:
                 if fake is not None:
                     fake.stop()
