@@ -113,7 +113,12 @@ def publish_sourcedir(files: dict[str, str] | None = None) -> str:
     return f"s3://{ARTIFACTS}/code/training/sourcedir.tar.gz"
 
 
-def create_job(channels: dict[str, str], sourcedir: str, **extra_hps: Any) -> None:
+def create_job(
+    channels: dict[str, str],
+    sourcedir: str,
+    request: dict[str, Any] | None = None,
+    **extra_hps: Any,
+) -> None:
     hps = {
         "sagemaker_program": "train.py",
         "sagemaker_submit_directory": sourcedir,
@@ -137,6 +142,7 @@ def create_job(channels: dict[str, str], sourcedir: str, **extra_hps: Any) -> No
         ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
         StoppingCondition={"MaxRuntimeInSeconds": 600},
         Tags=[{"Key": "run_id", "Value": RUN}],
+        **(request or {}),
     )
 
 
@@ -298,3 +304,48 @@ def test_stop_training_job_stops_a_running_job_and_emits_stopped(
     job = boto3.client("sagemaker").describe_training_job(TrainingJobName=JOB)
     assert job["TrainingJobStatus"] == "Stopped"
     assert final_event(cloud)["detail"]["TrainingJobStatus"] == "Stopped"
+
+
+@pytest.mark.parametrize(
+    ("sample", "script"),
+    [
+        ("training_job_completed.json", "pass\n"),
+        ("training_job_failed.json", "raise SystemExit('exit code: 1')\n"),
+    ],
+)
+def test_sample_events_have_the_shape_the_executor_emits(
+    cloud: FakeCloud, tmp_path: Path, event: Callable[[str], dict], sample: str, script: str
+) -> None:
+    expected = event(sample)
+    spot = {
+        "EnableManagedSpotTraining": True,
+        "CheckpointConfig": {"S3Uri": f"s3://{ARTIFACTS}/checkpoints/{JOB}/"},
+    }
+    create_job(upload_run(tmp_path), publish_sourcedir({"train.py": script}), spot)
+    cloud.wait()
+
+    emitted = final_event(cloud)
+    assert (emitted["source"], emitted["detail-type"]) == (
+        expected["source"],
+        expected["detail-type"],
+    )
+    assert emitted["detail"]["TrainingJobStatus"] == expected["detail"]["TrainingJobStatus"]
+    assert set(expected["detail"]) <= set(emitted["detail"])
+    assert isinstance(expected["detail"]["Tags"], dict) and isinstance(
+        emitted["detail"]["Tags"], dict
+    )
+    assert isinstance(expected["detail"]["CreationTime"], int)
+    assert isinstance(emitted["detail"]["CreationTime"], int)
+
+
+def test_stopped_sample_event_carries_what_the_evaluate_stage_reads(
+    event: Callable[[str], dict],
+) -> None:
+    from functions.evaluate.app import TrainingJobStateChange
+
+    parsed = TrainingJobStateChange.model_validate(event("training_job_stopped.json"))
+
+    assert parsed.detail.TrainingJobStatus == "Stopped"
+    assert parsed.detail.run_id == RUN
+    assert parsed.detail.FailureReason
+    assert not parsed.detail.ModelArtifacts
