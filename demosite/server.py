@@ -130,6 +130,9 @@ class DemoSite:
 def _handler_for(site: DemoSite) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, so clients can reuse connections
+        # Headers and body go out in separate writes; with Nagle on, a keep-alive client
+        # waits out the delayed-ACK timer (~40 ms) on every response.
+        disable_nagle_algorithm = True
         server_version = "DemoCars/1.0"
 
         def do_GET(self) -> None:
