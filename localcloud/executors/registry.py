@@ -1,0 +1,139 @@
+"""Model Registry events in the local cloud: what SageMaker emits and moto does not.
+
+Wraps moto's ``create_model_package`` and ``update_model_package`` so each emits the real
+"SageMaker Model Package State Change" event; approving in the console is
+``update_model_package(ModelApprovalStatus="Approved")``, which is what ``mlops approve`` calls.
+
+It also corrects two moto behaviours that differ from SageMaker: an update without
+``ModelApprovalStatus`` clears the status, and one without ``CustomerMetadataProperties``
+drops the package's metadata (the run id the deploy stage needs).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from localcloud.executors.base import CloudServices
+
+log = logging.getLogger(__name__)
+
+STATE_CHANGE = "SageMaker Model Package State Change"
+# The detail carries DescribeModelPackage's fields (AWS's documented sample shows these).
+_DETAIL_FIELDS = (
+    "ModelPackageGroupName",
+    "ModelPackageVersion",
+    "ModelPackageArn",
+    "ModelPackageName",
+    "ModelPackageDescription",
+    "CreationTime",
+    "InferenceSpecification",
+    "ModelPackageStatus",
+    "ModelPackageStatusDetails",
+    "CertifyForMarketplace",
+    "ModelApprovalStatus",
+    "ApprovalDescription",
+    "MetadataProperties",
+    "ModelMetrics",
+    "CustomerMetadataProperties",
+    "LastModifiedTime",
+)
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
+
+
+def package_detail(package: Any) -> dict[str, Any]:
+    """A moto ModelPackage as the event's ``detail``."""
+    raw = package.gen_response_object()
+    raw.setdefault("ModelPackageArn", raw.get("Arn") or package.arn)
+    detail = {k: _iso(raw.get(k)) for k in _DETAIL_FIELDS if raw.get(k) not in (None, [], {})}
+    detail.setdefault("ModelPackageStatus", "Completed")
+    detail.setdefault("CertifyForMarketplace", False)
+    return detail
+
+
+class ModelRegistryEvents:
+    """Emits Model Package State Change events for packages created or updated in moto."""
+
+    def __init__(self) -> None:
+        self.cloud: CloudServices | None = None
+        self._backend: Any = None
+        self._originals: dict[str, Any] = {}
+
+    def start(self, cloud: CloudServices) -> None:
+        from moto.backends import get_backend
+
+        self.cloud = cloud
+        self._backend = get_backend("sagemaker")[cloud.account_id][cloud.region]
+        for name, wrap in (
+            ("create_model_package", self._wrap_create),
+            ("update_model_package", self._wrap_update),
+        ):
+            self._originals[name] = vars(self._backend).get(name)
+            setattr(self._backend, name, wrap(getattr(self._backend, name)))
+
+    def stop(self) -> None:
+        for name, previous in self._originals.items():
+            if previous is None:
+                vars(self._backend).pop(name, None)
+            else:
+                setattr(self._backend, name, previous)
+        self._originals = {}
+
+    def _emit(self, arn: str) -> None:
+        assert self.cloud is not None
+        package = self._backend.describe_model_package(arn)
+        detail = package_detail(package)
+        self.cloud.emit(
+            "aws.sagemaker", STATE_CHANGE, detail, resources=[detail["ModelPackageArn"]]
+        )
+        log.info(
+            "model package %s v%s is %s",
+            detail.get("ModelPackageGroupName"),
+            detail.get("ModelPackageVersion"),
+            detail.get("ModelApprovalStatus"),
+        )
+
+    def _later(self, arn: str) -> None:
+        # Emitted off the request thread: the event's PutEvents must not re-enter moto mid-call.
+        assert self.cloud is not None
+        self.cloud.submit(self._emit, arn, name=f"model-package-event:{arn.rsplit('/', 2)[-2:]}")
+
+    def _wrap_create(self, original: Callable[..., str]) -> Callable[..., str]:
+        def create_model_package(**kwargs: Any) -> str:
+            arn = original(**kwargs)
+            self._later(arn)
+            return arn
+
+        return create_model_package
+
+    def _wrap_update(self, original: Callable[..., str]) -> Callable[..., str]:
+        def update_model_package(**kwargs: Any) -> str:
+            package = self._backend.describe_model_package(kwargs["model_package_arn"])
+            status_before = package.model_approval_status
+            metadata_before = dict(package.customer_metadata_properties or {})
+            description_before = package.approval_description
+            arn = original(**kwargs)
+            if kwargs.get("model_approval_status") is None:
+                package.model_approval_status = status_before
+            # SageMaker merges metadata updates into what the package has.
+            package.customer_metadata_properties = metadata_before | dict(
+                kwargs.get("customer_metadata_properties") or {}
+            )
+            for key in kwargs.get("customer_metadata_properties_to_remove") or []:
+                package.customer_metadata_properties.pop(key, None)
+            if kwargs.get("approval_description") is None:
+                package.approval_description = description_before
+            if package.model_approval_status != status_before:
+                self._later(arn)
+            return arn
+
+        return update_model_package
