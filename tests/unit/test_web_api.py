@@ -422,7 +422,7 @@ def test_openapi_lists_the_routes_and_a_row_schema_generated_from_the_contract(
     )
     contract = load_contract("used_cars")
     row = schemas["Row"]
-    assert [n for n in row["properties"] if n in contract.features] == contract.features
+    assert list(row["properties"]) == contract.features
     assert set(row["required"]) == {n for n in contract.features if contract.columns[n].required}
     assert document["servers"] == [{"url": "/dev"}]
 
@@ -434,6 +434,17 @@ def test_docs_serve_swagger_ui_without_any_external_asset(web: Any, event: Any) 
     page = html.fromstring(response["body"])
     assert page.xpath("//div[@id='swagger-ui']")
     assert not page.xpath("//script[@src] | //link[@href]")
+
+
+def test_docs_serve_the_spec_as_json_on_request(web: Any, event: Any) -> None:
+    request = get(event, "/docs")
+    request["rawQueryString"] = "format=json"
+    request["queryStringParameters"] = {"format": "json"}
+
+    response = web(request)
+
+    assert response["statusCode"] == 200
+    assert "/predictions" in body_of(response)["paths"]
 
 
 def test_root_page_has_a_form_field_per_feature_with_the_contract_ranges_and_options(

@@ -160,8 +160,11 @@ def docs() -> Response[str]:
     from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
 
     spec = json.dumps(openapi_document(_base_path())).replace("</", "<\\/")
-    script, style = _swagger_assets()
     metrics.add_metric(name="ApiDocsServed", unit=MetricUnit.Count, value=1)
+    query = app.current_event.query_string_parameters or {}
+    if query.get("format") == "json":  # the spec link Swagger UI shows under the title
+        return Response(status_code=200, content_type=JSON, body=spec)
+    script, style = _swagger_assets()
     html = generate_swagger_html(spec, script, style, "", None)
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=html)
 

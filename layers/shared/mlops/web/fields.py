@@ -247,12 +247,14 @@ def row_json_schema(spec: FormSpec) -> dict[str, Any]:
         if not field.required:
             prop = {"anyOf": [prop, {"type": "null"}]}
         properties[field.name] = prop
-    for name in sorted(spec.ignored):
-        properties[name] = {"description": "accepted and ignored: not a model input"}
+    ignored = ", ".join(sorted(spec.ignored)) or "none"
     return {
         "type": "object",
         "title": f"{spec.dataset} row",
+        "description": (
+            "The contract's feature columns. Its other columns are accepted and ignored "
+            f"({ignored}); any other field is refused."
+        ),
         "properties": properties,
         "required": [f.name for f in spec.fields if f.required],
-        "additionalProperties": False,
     }
