@@ -49,6 +49,17 @@ DUMMY_CREDENTIALS = {
 }
 # Lambda's default for asynchronous invocations when no EventInvokeConfig says otherwise.
 DEFAULT_ASYNC_RETRIES = 2
+_ENVELOPE = (
+    "version",
+    "id",
+    "detail-type",
+    "source",
+    "account",
+    "time",
+    "region",
+    "resources",
+    "detail",
+)
 _RUN_ID_IN_TEXT = re.compile(r"run_id=([A-Za-z0-9_\-]+)")
 
 
@@ -704,7 +715,7 @@ class LocalCloud:
                 continue
             for message in received.get("Messages", []):
                 try:
-                    event = json.loads(message["Body"])
+                    event = self._as_delivered(json.loads(message["Body"]))
                     # The mirror may be looser than the template's pattern: the template decides.
                     if rule.pattern is None or matches(rule.pattern, event):
                         self.invoke_async(rule.function, event, rule)
@@ -712,6 +723,18 @@ class LocalCloud:
                     sqs.delete_message(
                         QueueUrl=rule.queue_url, ReceiptHandle=message["ReceiptHandle"]
                     )
+
+    def _as_delivered(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The envelope exactly as EventBridge delivers it. moto's SQS target drops
+        ``account`` (and may add ``ingestion-time``): restore AWS's shape and field order."""
+        if "detail-type" not in event:
+            return event
+        envelope = {key: event[key] for key in _ENVELOPE if key in event}
+        envelope.setdefault("version", "0")
+        envelope.setdefault("account", self.account_id)
+        envelope.setdefault("region", self.region)
+        envelope.setdefault("resources", [])
+        return {key: envelope[key] for key in _ENVELOPE if key in envelope}
 
     def _start_executors(self) -> None:
         for path in self._executor_paths:

@@ -42,6 +42,11 @@ class StageItem:
         )
 
     @property
+    def short_reason(self) -> str:
+        """The first line of the reason (exception texts can run to many lines)."""
+        return (self.reason or "").strip().splitlines()[0] if self.reason else ""
+
+    @property
     def is_dlq(self) -> bool:
         return self.stage.startswith("dlq:")
 
@@ -56,7 +61,7 @@ class StageItem:
         """One progress line: stage, status, duration, key counts."""
         seconds = f"{self.seconds:.1f}s" if self.seconds is not None else ""
         counts = " ".join(f"{k}={v}" for k, v in self.counts.items())
-        reason = f"  {self.reason}" if self.reason and self.status != "SUCCEEDED" else ""
+        reason = f"  {self.short_reason}" if self.reason and self.status != "SUCCEEDED" else ""
         return f"  {self.stage:<28} {self.status:<10} {seconds:>7}  {counts}{reason}".rstrip()
 
     def as_dict(self) -> dict[str, Any]:

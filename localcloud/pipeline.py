@@ -200,7 +200,7 @@ def _ordered(stages: list[StageItem]) -> list[StageItem]:
 def _failure(outcome: RunOutcome) -> dict[str, Any]:
     if outcome.failed:
         first = _ordered(outcome.failed)[0]
-        return {"stage": first.stage, "reason": first.reason or "no reason recorded"}
+        return {"stage": first.stage, "reason": first.short_reason or "no reason recorded"}
     if outcome.stuck:
         first = _ordered(outcome.stuck)[0]
         return {"stage": first.stage, "reason": f"still {first.status} when the run went quiet"}
@@ -247,7 +247,7 @@ def render(summary: dict[str, Any]) -> str:
     for stage in summary["stages"]:
         counts = " ".join(f"{k}={v}" for k, v in (stage.get("counts") or {}).items())
         seconds = f"{stage['seconds']:.1f}s" if stage.get("seconds") is not None else "-"
-        reason = f"  ({stage['reason']})" if stage.get("reason") else ""
+        reason = f"  ({stage['reason'].strip().splitlines()[0]})" if stage.get("reason") else ""
         lines.append(f"  {stage['stage']:<28} {stage['status']:<10} {seconds:>7}  {counts}{reason}")
     rec = summary.get("reconciliation")
     if rec:

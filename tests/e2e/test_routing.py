@@ -121,6 +121,9 @@ def test_an_eventbridge_sample_reaches_only_its_function(
     for _, received in delivered:
         assert received["detail"] == event["detail"]
         assert received["detail-type"] == event["detail-type"]
+        # The full AWS envelope (moto's own delivery drops "account").
+        assert received["account"] == cloud.account_id
+        assert list(received) == list(event)
 
 
 @pytest.mark.parametrize("name", [n for n in SAMPLES if n.startswith("http_")])
