@@ -26,7 +26,7 @@ _FALSE = {"false", "f", "no", "n", "0"}
 # separators ("$12,500.50"). "12.500" or "12 500" could mean two things and stay type errors.
 _CURRENCY = r"^[+-]?\s*[$€£]\s*"
 _THOUSANDS = r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$"
-_DTYPES = {"int": "Int64", "float": "Float64", "string": "string", "category": "string"}
+_DTYPES = {"int": "Int64", "float": "Float64", "string": "string", "category": "category"}
 
 
 @dataclass
@@ -71,6 +71,7 @@ class CheckResult:
 @dataclass
 class _Column:
     values: pd.Series
+    null: np.ndarray
     type_failed: np.ndarray
     allowed_failed: np.ndarray | None = None
     pattern_failed: np.ndarray | None = None
@@ -99,9 +100,8 @@ def check_frame(raw: pd.DataFrame, contract: Contract) -> CheckResult:
             else:
                 missing_optional.append(name)
             continue
-        original = raw[name]
-        null = _nulls(original)
-        column = _coerce(original, null, spec)
+        column = _coerce(raw[name], spec)
+        null = column.null
         typed[name] = column.values
         if column.normalised:
             normalised[name] = column.normalised
@@ -114,14 +114,12 @@ def check_frame(raw: pd.DataFrame, contract: Contract) -> CheckResult:
             failures[f"allowed:{name}"] = column.allowed_failed
         if column.pattern_failed is not None:
             failures[f"pattern:{name}"] = column.pattern_failed
-        share = float(null.mean()) if n else 0.0
+        share = np.count_nonzero(null) / n if n else 0.0
         if share > spec.max_null_share:
             over_tolerance[name] = {"share": round(share, 4), "max": spec.max_null_share}
 
     if contract.keys:
-        keys = pd.DataFrame({k: typed[k] for k in contract.keys})
-        complete = keys.notna().all(axis=1).to_numpy()
-        failures["duplicate_key"] = keys.duplicated(keep="first").to_numpy() & complete
+        failures["duplicate_key"] = _repeated_keys([typed[k] for k in contract.keys])
 
     failures = {rule: mask for rule, mask in failures.items() if mask.any()}
     invalid = np.zeros(n, dtype=bool)
@@ -159,6 +157,15 @@ def check_frame(raw: pd.DataFrame, contract: Contract) -> CheckResult:
     )
 
 
+def _repeated_keys(keys: list[pd.Series]) -> np.ndarray:
+    """Rows whose complete key appeared on an earlier row (the first copy stays valid)."""
+    # Integer codes hash far faster than strings; one code column per key part.
+    codes = pd.DataFrame({i: pd.factorize(k, use_na_sentinel=True)[0] for i, k in enumerate(keys)})
+    complete = (codes >= 0).all(axis=1).to_numpy()
+    first = codes.iloc[:, 0] if len(keys) == 1 else codes
+    return first.duplicated(keep="first").to_numpy() & complete
+
+
 def _rejection(rows: int, invalid: int, contract: Contract) -> str | None:
     if rows < contract.min_rows:
         return f"{rows} rows, fewer than min_rows {contract.min_rows}"
@@ -178,61 +185,59 @@ def _dtype(spec: ColumnSpec) -> str:
     return _DTYPES[spec.type]
 
 
-def _nulls(series: pd.Series) -> np.ndarray:
+def _coerce(series: pd.Series, spec: ColumnSpec) -> _Column:
+    # Nulls start as what pandas calls missing; each type adds its blanks ("" or spaces in a
+    # CSV cell mean "no value"), found where it is cheapest for that type.
     null = series.isna().to_numpy(dtype=bool, copy=True)
-    if not pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_datetime64_any_dtype(
-        series
-    ):
-        # An empty or blank cell (CSV) means "no value", not the string "".
-        text = series.astype("string")
-        null |= text.str.strip().eq("").fillna(False).to_numpy(dtype=bool)
-    return null
-
-
-def _coerce(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
     if spec.type in NUMERIC_TYPES:
         return _numbers(series, null, spec)
     if spec.type == "datetime":
         return _datetimes(series, null)
+    if spec.type == "string":
+        return _strings(series, null, spec)
     return _labels(series, null, spec)
 
 
+def _blank(values: pd.Series) -> np.ndarray:
+    return values.astype("string").str.strip().eq("").to_numpy(dtype=bool, na_value=False)
+
+
 def _numbers(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
+    repaired = 0
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        numbers = series.astype("float64")
-        repaired = 0
+        numbers = series.to_numpy(dtype="float64", na_value=np.nan, copy=True)
     else:
-        numbers = pd.to_numeric(series.where(~null), errors="coerce").astype("float64")
-        unparsed = numbers.isna().to_numpy() & ~null
-        repaired = 0
-        if unparsed.any():
+        numbers = pd.to_numeric(series.where(~null), errors="coerce").to_numpy(
+            dtype="float64", na_value=np.nan, copy=True
+        )
+        unparsed = np.flatnonzero(np.isnan(numbers) & ~null)
+        if len(unparsed):
             # Only the few values that failed take the slower text route.
-            text = series[unparsed].astype("string").str.strip()
+            text = series.iloc[unparsed].astype("string").str.strip()
+            null[unparsed[text.eq("").to_numpy(dtype=bool, na_value=False)]] = True
             text = text.str.replace(_CURRENCY, "", regex=True)
-            text = text.where(
-                ~text.str.fullmatch(_THOUSANDS).fillna(False), text.str.replace(",", "")
-            )
-            fixed = pd.to_numeric(text, errors="coerce").astype("float64")
-            numbers[unparsed] = fixed.to_numpy()
-            repaired = int(fixed.notna().sum())
-    values = numbers.to_numpy()
-    bad = np.isnan(values) & ~null
+            grouped = text.str.fullmatch(_THOUSANDS).to_numpy(dtype=bool, na_value=False)
+            text = text.where(~grouped, text.str.replace(",", ""))
+            fixed = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            numbers[unparsed] = fixed
+            repaired = int(np.count_nonzero(~np.isnan(fixed)))
+    bad = ~np.isfinite(numbers) & ~null
     if spec.type == "int":
-        fractional = np.zeros(len(values), dtype=bool)
-        finite = np.isfinite(values)
-        fractional[finite] = values[finite] != np.floor(values[finite])
-        bad |= fractional
-        values = np.where(bad, np.nan, values)
-        out = pd.Series(pd.array(values, dtype="Float64")).round().astype("Int64")
+        finite = ~bad & ~null
+        # Past 2**62 a float no longer holds an exact integer (and Int64 would overflow).
+        bad[finite] = (numbers[finite] != np.floor(numbers[finite])) | (
+            np.abs(numbers[finite]) > 2.0**62
+        )
+        numbers[bad | null] = np.nan
+        out = pd.Series(pd.array(numbers, dtype="Float64")).astype("Int64")
     else:
-        bad |= np.isinf(values)
-        values = np.where(bad, np.nan, values)
-        out = pd.Series(pd.array(values, dtype="Float64"))
-    out[null | bad] = pd.NA
+        numbers[bad | null] = np.nan
+        out = pd.Series(pd.array(numbers, dtype="Float64"))
     allowed = None
     if spec.allowed is not None:
-        allowed = ~out.isin([float(v) for v in spec.allowed]).to_numpy(dtype=bool) & ~null & ~bad
-    return _Column(out, bad, allowed_failed=allowed, normalised=repaired)
+        permitted = [float(v) for v in spec.allowed]
+        allowed = ~np.isin(numbers, permitted) & ~null & ~bad
+    return _Column(out, null, bad, allowed_failed=allowed, normalised=repaired)
 
 
 def _datetimes(series: pd.Series, null: np.ndarray) -> _Column:
@@ -242,46 +247,85 @@ def _datetimes(series: pd.Series, null: np.ndarray) -> _Column:
         parsed = pd.to_datetime(series.where(~null), errors="coerce", utc=True, format="ISO8601")
     # Naive UTC: what Glue/Athena's `timestamp` holds.
     values = parsed.dt.tz_convert(None).astype("datetime64[us]")
+    unparsed = np.flatnonzero(values.isna().to_numpy() & ~null)
+    if len(unparsed):
+        null[unparsed[_blank(series.iloc[unparsed])]] = True
     bad = values.isna().to_numpy() & ~null
-    return _Column(values, bad)
+    return _Column(values, null, bad)
 
 
 def _labels(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
-    """Strings, categories and booleans, checked on their distinct values."""
-    codes, uniques = pd.factorize(series.where(~null), use_na_sentinel=True)
-    raw_labels = [str(u) for u in uniques]
-    if spec.type == "string":
-        labels = [" ".join(u.split()) for u in raw_labels]
-    else:
-        aliases = {normalise_label(a): normalise_label(c) for a, c in spec.aliases.items()}
-        labels = [aliases.get(lbl, lbl) for lbl in (normalise_label(u) for u in raw_labels)]
-    changed = np.array([a != b for a, b in zip(raw_labels, labels, strict=True)], dtype=bool)
-    present = codes >= 0
-    normalised = int(changed[codes[present]].sum()) if len(changed) else 0
+    """Categories and booleans, normalised and checked once per distinct value."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    raw = pd.Series(uniques, dtype="string")
+    # normalise_label, vectorized: trimmed, one inner space, lower case, then the aliases.
+    text = raw.str.strip().str.replace(r"\s+", " ", regex=True).str.lower()
+    aliases = {normalise_label(a): normalise_label(c) for a, c in spec.aliases.items()}
+    if aliases:
+        text = text.replace(aliases)
+    blank = text.eq("").to_numpy(dtype=bool, na_value=False)
+    if blank.any():
+        codes = np.where(_per_row(blank, codes), -1, codes)
+        null |= codes < 0
+    changed = text.ne(raw).to_numpy(dtype=bool, na_value=False) & ~blank
+    normalised = int(np.count_nonzero(_per_row(changed, codes)))
 
-    type_bad_unique = np.zeros(len(labels), dtype=bool)
+    type_bad = np.zeros(len(text), dtype=bool)
     if spec.type == "bool":
-        type_bad_unique = np.array([lbl not in _TRUE | _FALSE for lbl in labels], dtype=bool)
-        truth = [lbl in _TRUE if lbl in _TRUE | _FALSE else None for lbl in labels]
-        values = _take(pd.array(truth, dtype="boolean"), codes)
+        truth = pd.Series(pd.NA, index=text.index, dtype="boolean")
+        truth[text.isin(_TRUE).to_numpy(dtype=bool)] = True
+        truth[text.isin(_FALSE).to_numpy(dtype=bool)] = False
+        type_bad = truth.isna().to_numpy(dtype=bool) & ~blank
+        values = _take(truth.array, codes)
     else:
-        values = _take(pd.array(labels, dtype="string"), codes)
+        # Codes into the distinct labels: no per-row string copies. Aliases can make two
+        # distinct raw values one label, so the categories are the unique labels.
+        labels, label_codes = np.unique(text.fillna("").to_numpy(dtype=object), return_inverse=True)
+        row_codes = np.where(codes >= 0, label_codes.ravel()[np.maximum(codes, 0)], -1)
+        values = pd.Series(
+            pd.Categorical.from_codes(row_codes, categories=pd.Index(labels, dtype="string"))
+        )
 
     allowed = None
     if spec.allowed is not None:
-        permitted = {normalise_label(v) for v in spec.allowed}
-        compare = labels if spec.type != "string" else [normalise_label(u) for u in labels]
-        allowed = _per_row(np.array([c not in permitted for c in compare], dtype=bool), codes)
+        permitted = sorted({normalise_label(v) for v in spec.allowed})
+        allowed = _per_row(~text.isin(permitted).to_numpy(dtype=bool), codes)
     pattern = None
     if spec.pattern is not None:
-        matches = pd.Series(labels, dtype="string").str.fullmatch(spec.pattern).fillna(False)
-        pattern = _per_row(~matches.to_numpy(dtype=bool), codes)
+        matches = text.str.fullmatch(spec.pattern).to_numpy(dtype=bool, na_value=False)
+        pattern = _per_row(~matches, codes)
     return _Column(
         values,
-        _per_row(type_bad_unique, codes),
+        null,
+        _per_row(type_bad, codes),
         allowed_failed=allowed,
         pattern_failed=pattern,
         normalised=normalised,
+    )
+
+
+def _strings(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
+    """Free text (identifiers, URLs): mostly distinct values, so checked row-wise in Arrow."""
+    raw = series.astype("string")
+    text = raw.str.strip()
+    null |= text.eq("").to_numpy(dtype=bool, na_value=False)
+    text = text.where(~null).reset_index(drop=True)
+    changed = text.ne(raw.reset_index(drop=True)).to_numpy(dtype=bool, na_value=False)
+    allowed = None
+    if spec.allowed is not None:
+        permitted = sorted({normalise_label(v) for v in spec.allowed})
+        allowed = ~text.str.lower().isin(permitted).to_numpy(dtype=bool) & ~null
+    pattern = None
+    if spec.pattern is not None:
+        matches = text.str.fullmatch(spec.pattern).to_numpy(dtype=bool, na_value=False)
+        pattern = ~matches & ~null
+    return _Column(
+        text,
+        null,
+        np.zeros(len(text), dtype=bool),
+        allowed_failed=allowed,
+        pattern_failed=pattern,
+        normalised=int(np.count_nonzero(changed)),
     )
 
 
