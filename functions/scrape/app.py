@@ -8,7 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlops.observability import bind_run, logger, metrics, tracer
 from mlops.runs import new_run_id
@@ -37,7 +37,12 @@ class ScheduledEvent(EventBridgeModel):
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    overrides = parse(event=event, model=ScheduledEvent).detail
+    try:
+        overrides = parse(event=event, model=ScheduledEvent).detail
+    except ValidationError:
+        # Retrying cannot fix the event: it goes to the DLQ after the rule's two retries.
+        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
+        raise
     run_id = new_run_id()
     bind_run(run_id, schedule=event.get("resources", []))
     try:

@@ -1,0 +1,151 @@
+"""The scrape handler on AWS's "Scheduled Event" envelope (events/scheduled.json)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from pydantic import ValidationError
+
+import demosite
+from functions.scrape import app
+from mlops import ledger, runs
+from mlops.scraping.spec import BUILTIN_DIR
+
+RAW = "mlops-raw"
+
+
+@pytest.fixture
+def lake(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("RAW_BUCKET", RAW)
+    monkeypatch.setenv("LEDGER_TABLE", "mlops-ledger")
+    monkeypatch.setenv("SITE_SPEC_URI", "builtin:demo_cars")
+    monkeypatch.setenv("POLITENESS_DELAY_SECONDS", "0")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=RAW)
+    boto3.client("dynamodb").create_table(
+        TableName="mlops-ledger",
+        KeySchema=[
+            {"AttributeName": "run_id", "KeyType": "HASH"},
+            {"AttributeName": "stage", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "run_id", "AttributeType": "S"},
+            {"AttributeName": "stage", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return s3
+
+
+@pytest.fixture
+def site() -> Iterator[demosite.DemoSite]:
+    with demosite.serve(listings=40, seed=3) as running:
+        yield running
+
+
+def scheduled(event: Any, **detail: Any) -> dict[str, Any]:
+    """The sample Scheduled Event with ``detail`` overrides, as the local cloud sends it."""
+    sample = copy.deepcopy(event("scheduled.json"))
+    sample["detail"].update(detail)
+    return sample
+
+
+def emitted_metrics(output: str) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            document = json.loads(line)
+            for directive in document["_aws"]["CloudWatchMetrics"]:
+                for metric in directive["Metrics"]:
+                    value = document[metric["Name"]]
+                    values[metric["Name"]] = sum(value) if isinstance(value, list) else value
+    return values
+
+
+def test_the_sample_is_a_real_scheduled_event_without_overrides(event: Any) -> None:
+    parsed = app.ScheduledEvent.model_validate(event("scheduled.json"))
+
+    assert (parsed.source, parsed.detail_type) == ("aws.events", "Scheduled Event")
+    assert parsed.resources[0].startswith("arn:aws:events:us-east-1:123456789012:rule/")
+    assert parsed.detail == app.ScrapeOverrides()
+
+
+def test_a_scheduled_event_lands_the_site_and_records_the_run(
+    lake: Any, site: Any, event: Any, lambda_context: Any
+) -> None:
+    summary = app.lambda_handler(scheduled(event, start_url=site.start_url), lambda_context)
+
+    assert runs.is_minted(summary["run_id"])
+    assert summary["records"] == 40
+    assert summary["pages"] == 40 + 2
+    assert summary["parts"] == 1
+    manifest = json.loads(lake.get_object(Bucket=RAW, Key=summary["manifest_key"])["Body"].read())
+    assert manifest["records"] == 40
+    (item,) = ledger.stages(summary["run_id"])
+    assert item["stage"] == "scrape" and item["status"] == "SUCCEEDED"
+    assert item["counts"]["records"] == 40
+
+
+def test_detail_overrides_cap_the_crawl_and_name_the_dataset(
+    lake: Any, site: Any, event: Any, lambda_context: Any
+) -> None:
+    overrides = {"start_url": site.start_url, "max_items": 7, "dataset": "cars_sample"}
+
+    summary = app.lambda_handler(scheduled(event, **overrides), lambda_context)
+
+    assert summary["records"] == 7
+    assert summary["dataset"] == "cars_sample"
+    assert summary["manifest_key"].startswith("dataset=cars_sample/")
+
+
+def test_the_handler_emits_one_metric_per_outcome(
+    lake: Any, site: Any, event: Any, lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app.lambda_handler(scheduled(event, start_url=site.start_url, max_items=5), lambda_context)
+
+    values = emitted_metrics(capsys.readouterr().out)
+    assert values["ItemsScraped"] == 5
+    assert values["PagesFetched"] == 6
+    assert values["PageErrors"] == 0
+
+
+def test_a_failed_run_is_counted_and_re_raised_for_the_retry_policy(
+    lake: Any,
+    event: Any,
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An impatient copy of the demo spec from S3, so the test does not wait out the backoff.
+    impatient = (
+        (BUILTIN_DIR / "demo_cars.yaml").read_text().replace("max_retries: 5", "max_retries: 0")
+    )
+    lake.create_bucket(Bucket="mlops-artifacts")
+    lake.put_object(Bucket="mlops-artifacts", Key="specs/impatient.yaml", Body=impatient.encode())
+    monkeypatch.setenv("SITE_SPEC_URI", "s3://mlops-artifacts/specs/impatient.yaml")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    unreachable = scheduled(event, start_url=f"http://127.0.0.1:{closed_port}/listings?page=1")
+
+    with pytest.raises(Exception, match="unreachable"):
+        app.lambda_handler(unreachable, lambda_context)
+
+    assert emitted_metrics(capsys.readouterr().out)["ScrapeRunsFailed"] == 1
+    assert "Contents" not in lake.list_objects_v2(Bucket=RAW)
+
+
+def test_an_unknown_override_is_rejected_and_counted_before_any_run_starts(
+    lake: Any, event: Any, lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ValidationError, match="max_page"):
+        app.lambda_handler(scheduled(event, max_page=3), lambda_context)
+
+    assert emitted_metrics(capsys.readouterr().out)["InvalidEvents"] == 1
+    assert ledger.latest_runs() == []
