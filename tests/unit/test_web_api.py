@@ -26,10 +26,14 @@ ENDPOINT = naming.endpoint_name("used_cars", "dev")
 Answer = Callable[[list[dict[str, Any]]], tuple[int, bytes]]
 
 
+MODEL_TRAINED_AT = "2026-11-27T07:59:00+00:00"
+
+
 def echo_prices(rows: list[dict[str, Any]]) -> tuple[int, bytes]:
     """A model whose prediction is derived from the row, so order and count can be checked."""
     predictions = [1000.0 + row["mileage"] / 10 for row in rows]
-    return 200, json.dumps({"predictions": predictions, "model": {"name": "fake"}}).encode()
+    identity = {"dataset": "used_cars", "trained_at": MODEL_TRAINED_AT}
+    return 200, json.dumps({"predictions": predictions, "model": identity}).encode()
 
 
 class FakeRuntime:
@@ -70,13 +74,15 @@ class FakeRuntime:
 def deploy_model(
     version: str = "3",
     run_id: str = "20261127T080000Z-0a1b2c3d",
-    trained_at: str = "2026-11-27T08:05:00+00:00",
+    trained_at: str | None = "2026-11-27T08:05:00+00:00",
     package_arn: str | None = None,
 ) -> None:
     """An endpoint in moto serving a model tagged the way the deploy function tags it."""
     sagemaker = client("sagemaker")
     name = f"{ENDPOINT}-v{version}"
-    tags = {"model_package_version": version, "run_id": run_id, "trained_at": trained_at}
+    tags = {"model_package_version": version, "run_id": run_id}
+    if trained_at:
+        tags["trained_at"] = trained_at
     if package_arn:
         tags["model_package_arn"] = package_arn
     sagemaker.create_model(
@@ -172,6 +178,16 @@ def test_a_single_row_is_predicted_by_the_served_model_and_names_its_version(
     assert answer["model"]["run_id"] == "20261127T080000Z-77777777"
     assert answer["target"] == load_contract("used_cars").target
     assert runtime.requests == [(ENDPOINT, [row])]
+
+
+def test_the_training_time_comes_from_the_model_answer_when_the_endpoint_lacks_the_tag(
+    web: Any, runtime: FakeRuntime, event: Any
+) -> None:
+    deploy_model(trained_at=None)
+
+    response = web(event("http_post_predictions.json"))
+
+    assert body_of(response)["model"]["trained_at"] == MODEL_TRAINED_AT
 
 
 @pytest.mark.parametrize("shape", ["instances", "list"])
@@ -334,9 +350,11 @@ def test_model_reports_version_run_training_time_and_the_package_evaluation(
     web: Any, event: Any
 ) -> None:
     evaluation = {"task": "regression", "metric": "rmse", "candidate": {"rmse": 2100.5, "r2": 0.91}}
+    # The evaluate stage's statistics document: evaluation, decision and lineage.
+    document = {"evaluation": evaluation, "decision": {"status": "Approved"}, "lineage": {}}
     s3 = client("s3")
     s3.create_bucket(Bucket="artifacts")
-    s3.put_object(Bucket="artifacts", Key="evaluations/e.json", Body=json.dumps(evaluation))
+    s3.put_object(Bucket="artifacts", Key="evaluations/e.json", Body=json.dumps(document))
     sagemaker = client("sagemaker")
     group = naming.model_package_group("used_cars", "dev")
     sagemaker.create_model_package_group(ModelPackageGroupName=group)
@@ -361,6 +379,7 @@ def test_model_reports_version_run_training_time_and_the_package_evaluation(
     assert info["model_package_arn"] == package_arn
     assert info["evaluation"]["metric"] == "rmse"
     assert info["evaluation"]["values"] == evaluation["candidate"]
+    assert info["registered_at"]
 
 
 def test_model_omits_evaluation_when_the_package_cannot_be_read(web: Any, event: Any) -> None:

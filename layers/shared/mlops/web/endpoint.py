@@ -119,13 +119,11 @@ def _tags_of_config(config_name: str) -> dict[str, Any]:
     variants = config.get("ProductionVariants") or []
     model_name = variants[0].get("ModelName") if variants else None
     tags: dict[str, str] = {}
-    created: str | None = None
     if model_name:
         model = sagemaker.describe_model(ModelName=model_name)
-        created = str(model["CreationTime"].isoformat()) if model.get("CreationTime") else None
         listed = sagemaker.list_tags(ResourceArn=model["ModelArn"]).get("Tags", [])
         tags = {tag["Key"]: tag["Value"] for tag in listed}
-    chain = {"model_name": model_name, "tags": tags, "created": created}
+    chain = {"model_name": model_name, "tags": tags}
     with _lock:
         _chain_cache[config_name] = chain
     return chain
@@ -136,7 +134,7 @@ def served_model(name: str) -> ServedModel:
     description = _describe_endpoint(name)
     status = str(description.get("EndpointStatus", "Unknown"))
     config_name = description.get("EndpointConfigName")
-    chain: dict[str, Any] = {"model_name": None, "tags": {}, "created": None}
+    chain: dict[str, Any] = {"model_name": None, "tags": {}}
     if config_name:
         try:
             chain = _tags_of_config(config_name)
@@ -154,7 +152,7 @@ def served_model(name: str) -> ServedModel:
         model_package_arn=tags.get("model_package_arn"),
         run_id=tags.get("run_id"),
         dataset=tags.get("dataset"),
-        trained_at=tags.get("trained_at") or tags.get("created_at") or chain["created"],
+        trained_at=tags.get("trained_at"),
     )
     if status != "InService":
         raise EndpointNotInService(model)
@@ -228,31 +226,36 @@ def _read_s3_json(uri: str) -> dict[str, Any]:
 
 
 def evaluation_of(model_package_arn: str) -> dict[str, Any] | None:
-    """The evaluation recorded with a model package (metric name and values), None if unreachable.
+    """The evaluation recorded with a model package, None if it cannot be read.
 
-    Reads ``ModelMetrics.ModelQuality.Statistics`` (our evaluation.json, or SageMaker's
-    statistics format); the page works without it, so any failure only omits metrics.
+    Reads ``ModelMetrics.ModelQuality.Statistics`` (the evaluate stage's document, or
+    SageMaker's statistics format) and the package's approval and registration time; the page
+    and API work without it, so a failure only omits the metrics.
     """
     try:
         package = client("sagemaker").describe_model_package(ModelPackageName=model_package_arn)
-        uri = (
-            package.get("ModelMetrics", {})
-            .get("ModelQuality", {})
-            .get("Statistics", {})
-            .get("S3Uri")
-        )
-        if not uri:
-            return None
-        document = _read_s3_json(uri)
-    except (ClientError, BotoCoreError, ValueError):
+    except (ClientError, BotoCoreError):
         return None
-    if isinstance(document.get("candidate"), dict):
-        return {
-            "metric": document.get("metric"),
-            "task": document.get("task"),
-            "values": document["candidate"],
-            "baseline": document.get("baseline"),
-            "test_rows": document.get("test_rows"),
+    created = package.get("CreationTime")
+    summary: dict[str, Any] = {
+        "approval": package.get("ModelApprovalStatus"),
+        "registered_at": created.isoformat() if hasattr(created, "isoformat") else created,
+    }
+    uri = package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
+    try:
+        document = _read_s3_json(uri) if uri else {}
+    except (ClientError, BotoCoreError, ValueError):
+        document = {}
+    inner = document.get("evaluation") if isinstance(document.get("evaluation"), dict) else document
+    if isinstance(inner.get("candidate"), dict):
+        summary |= {
+            "metric": inner.get("metric"),
+            "task": inner.get("task"),
+            "values": inner["candidate"],
+            "baseline": inner.get("baseline"),
+            "champion": inner.get("champion"),
+            "test_rows": inner.get("test_rows"),
         }
-    flattened = _flatten_quality(document)
-    return {"values": flattened} if flattened else None
+    elif flattened := _flatten_quality(inner):
+        summary["values"] = flattened
+    return summary

@@ -79,6 +79,9 @@ class ModelResponse(BaseModel):
     run_id: str | None = None
     dataset: str | None = None
     trained_at: str | None = None
+    registered_at: str | None = Field(
+        default=None, description="when the model package was registered (just after training)"
+    )
     evaluation: dict[str, Any] | None = Field(
         default=None, description="the model package's evaluation metrics, when reachable"
     )

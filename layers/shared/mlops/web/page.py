@@ -78,7 +78,9 @@ _SCRIPT = r"""
       const res = await fetch(cfg.base + "/model", {headers: {accept: "application/json"}});
       const body = await res.json();
       if (res.ok) {
-        show("model-version", body.version); show("model-trained", body.trained_at);
+        show("model-version", body.version);
+        show("model-trained", body.trained_at || (body.registered_at &&
+          "registered " + body.registered_at));
         show("model-run", body.run_id);
       } else { show("model-version", "unavailable: " + (body.message || res.status)); }
     } catch (e) { show("model-version", "unavailable"); }

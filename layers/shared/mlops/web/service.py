@@ -59,7 +59,8 @@ def predict(rows: list[Any], request_id: str | None = None) -> PredictionRespons
             version=served.version,
             model_package_arn=served.model_package_arn,
             run_id=served.run_id,
-            trained_at=served.trained_at,
+            # The artifact reports its own training time; the deploy tag wins when present.
+            trained_at=served.trained_at or (answer.model or {}).get("trained_at") or None,
         ),
     )
 
@@ -71,7 +72,9 @@ def model_info() -> ModelResponse:
         endpoint.evaluation_of(served.model_package_arn) if served.model_package_arn else None
     )
     return ModelResponse(
-        **served.model_dump(exclude={"endpoint_config", "model_name"}), evaluation=evaluation
+        **served.model_dump(exclude={"endpoint_config", "model_name"}),
+        registered_at=(evaluation or {}).get("registered_at"),
+        evaluation=evaluation,
     )
 
 
