@@ -74,8 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     hp = parser.add_argument_group("hyperparameters")
     hp.add_argument("--max-iter", "--max_iter", type=int, default=500)
-    hp.add_argument("--learning-rate", "--learning_rate", type=float, default=0.1)
-    hp.add_argument("--max-leaf-nodes", "--max_leaf_nodes", type=int, default=31)
+    hp.add_argument("--learning-rate", "--learning_rate", type=float, default=0.05)
+    hp.add_argument("--max-leaf-nodes", "--max_leaf_nodes", type=int, default=15)
     hp.add_argument("--min-samples-leaf", "--min_samples_leaf", type=int, default=20)
     hp.add_argument("--l2-regularization", "--l2_regularization", type=float, default=0.0)
     hp.add_argument("--patience", type=int, default=20)
