@@ -249,6 +249,12 @@ class HttpApiServer:
                 cookies.extend(c.strip() for c in value.split(";") if c.strip())
                 continue
             merged[lower] = f"{merged[lower]},{value}" if lower in merged else value
+        # API Gateway adds these; handlers read the client address from them.
+        merged["x-forwarded-for"] = (
+            f"{merged['x-forwarded-for']},{source_ip}" if "x-forwarded-for" in merged else source_ip
+        )
+        merged.setdefault("x-forwarded-proto", "http")
+        merged.setdefault("x-forwarded-port", merged.get("host", "").rpartition(":")[2] or "80")
         query: dict[str, str] = {}
         for name, value in parse_qsl(split.query, keep_blank_values=True):
             query[name] = f"{query[name]},{value}" if name in query else value

@@ -65,6 +65,8 @@ def test_a_request_reaches_the_function_as_a_payload_v2_event(
     assert event["rawQueryString"] == "b=2&a=1&a=3"
     assert event["queryStringParameters"] == {"a": "1,3", "b": "2"}
     assert event["headers"]["x-custom"] == "yes"
+    assert event["headers"]["x-forwarded-for"] == "127.0.0.1"
+    assert event["headers"]["x-forwarded-port"] == api.url.rstrip("/").rpartition(":")[2]
     assert all(name == name.lower() for name in event["headers"])
     assert "cookie" not in event["headers"]
     assert event["cookies"] == ["session=abc", "theme=dark"]
