@@ -6,11 +6,10 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict
 
 from mlops.observability import bind_run, logger, metrics, tracer
+from mlops.preparation import GlueJobStateChangeEvent
 from mlops.training_launch import start_training
 
 METRIC = {
@@ -21,27 +20,11 @@ METRIC = {
 }
 
 
-class GlueJobStateDetail(BaseModel):
-    """The detail of AWS's "Glue Job State Change" event."""
-
-    model_config = ConfigDict(extra="allow")
-
-    jobName: str
-    state: str
-    jobRunId: str
-    severity: str | None = None
-    message: str | None = None
-
-
-class GlueJobStateChange(EventBridgeModel):
-    detail: GlueJobStateDetail
-
-
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    detail = parse(event=event, model=GlueJobStateChange).detail
+    detail = parse(event=event, model=GlueJobStateChangeEvent).detail
     bind_run(detail.jobRunId, glue_job=detail.jobName, glue_state=detail.state)
     outcome = start_training(detail.model_dump(mode="json"))
     if outcome.run_id:

@@ -37,7 +37,9 @@ class PreparationResult(Protocol):
     run_id: str
     dataset: str
     succeeded: bool
+    curated_path: str
     manifest: dict[str, Any] | None
+    reason: str | None
 
 
 class Hyperparameters(BaseModel):
@@ -133,23 +135,23 @@ def training_request(
     region: str,
     champion: str | None = None,
     hyperparameters: Hyperparameters | None = None,
+    curated_path: str | None = None,
 ) -> dict[str, Any]:
-    """The CreateTrainingJob request for one prepared run (pure: no AWS calls)."""
+    """The CreateTrainingJob request for one prepared run (pure: no AWS calls).
+
+    ``curated_path`` is the run's ``s3://…/dataset=…/run_id=…/`` as the preparation wrote it;
+    by default it is derived from the curated bucket setting.
+    """
     job = naming.training_job_name(dataset, run_id)
-    curated = settings.require("curated_bucket")
+    if curated_path is None:
+        bucket = settings.require("curated_bucket")
+        curated_path = f"s3://{bucket}/{lake.curated_run_prefix(dataset, run_id)}"
+    curated_path = curated_path.rstrip("/") + "/"
     artifacts = settings.require("artifacts_bucket")
     image = settings.training_image_uri or images.sklearn_image_uri(region, SKLEARN_VERSION)
-    channels = [
-        _channel(
-            split, f"s3://{curated}/{lake.curated_split_prefix(dataset, run_id, split)}", PARQUET
-        )
-        for split in SPLITS
-    ]
-    channels.append(
-        _channel(
-            "preprocessing", f"s3://{curated}/{lake.curated_artifacts_prefix(dataset, run_id)}"
-        )
-    )
+    # The same relative layout as mlops.lake's curated_split_prefix / curated_artifacts_prefix.
+    channels = [_channel(split, f"{curated_path}split={split}/", PARQUET) for split in SPLITS]
+    channels.append(_channel("preprocessing", f"{curated_path}artifacts/"))
     if champion:
         channels.append(_channel("champion", champion))
     params = (hyperparameters or Hyperparameters()).model_dump()
@@ -213,7 +215,9 @@ def _job_exists(name: str) -> bool:
     return True
 
 
-def launch(run_id: str, dataset: str, contract_version: str = "") -> LaunchOutcome:
+def launch(
+    run_id: str, dataset: str, contract_version: str = "", curated_path: str | None = None
+) -> LaunchOutcome:
     """Start the training job of a prepared run once; a duplicate signal starts nothing."""
     settings = get_settings()
     job = naming.training_job_name(dataset, run_id)
@@ -233,6 +237,7 @@ def launch(run_id: str, dataset: str, contract_version: str = "") -> LaunchOutco
             settings=settings,
             region=region,
             champion=champion,
+            curated_path=curated_path,
         )
     except images.UnknownImage as error:
         # A deployment problem no retry can fix: record it, do not retry forever.
@@ -273,11 +278,17 @@ def start_training(glue_detail: dict[str, Any]) -> LaunchOutcome:
 
     prepared: PreparationResult = record_outcome(glue_detail)
     if not prepared.succeeded:
+        # record_outcome has put the failure in the ledger: nothing to train, nothing to retry.
         return LaunchOutcome(
             outcome="PreparationFailed",
             run_id=prepared.run_id,
             dataset=prepared.dataset,
-            reason=getattr(prepared, "reason", None),
+            reason=prepared.reason,
         )
     manifest = prepared.manifest or {}
-    return launch(prepared.run_id, prepared.dataset, str(manifest.get("contract_version", "")))
+    return launch(
+        prepared.run_id,
+        prepared.dataset,
+        str(manifest.get("contract_version", "")),
+        curated_path=prepared.curated_path,
+    )
