@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_train_fixtures import train_argv, used_cars_raw, used_cars_run
+from tests.unit.test_train_fixtures import (
+    segment_contract,
+    train_argv,
+    used_cars_raw,
+    used_cars_run,
+    with_segment,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "training"))
 import inference
@@ -153,3 +159,27 @@ def test_the_shipped_code_directory_serves_without_the_repository(
 
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)["predictions"]) == 1
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from threadpoolctl import threadpool_limits
+
+    root = tmp_path_factory.mktemp("classifier")
+    raw = with_segment(used_cars_raw(500))
+    channels = used_cars_run(root / "input", raw, contract=segment_contract())
+    with threadpool_limits(limits=1):
+        assert train.main(train_argv(channels, root / "model", root / "out")) == 0
+    return inference.model_fn(str(root / "model"))
+
+
+def test_a_classifier_answers_labels_with_a_probability_per_class(classifier: dict) -> None:
+    data = inference.input_fn(json.dumps([RECORD, OLD]), "application/json")
+
+    result = inference.predict_fn(data, classifier)
+
+    assert result["predictions"] == ["premium", "budget"]
+    for row in result["probabilities"]:
+        assert set(row) == {"budget", "premium"}
+        assert sum(row.values()) == pytest.approx(1.0)
+    assert result["probabilities"][0]["premium"] > 0.5

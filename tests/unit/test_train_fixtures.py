@@ -140,12 +140,37 @@ def used_cars_raw(rows: int, seed: int = 0, noise: float = 1000.0) -> pd.DataFra
     return pd.DataFrame.from_records(records)
 
 
-def used_cars_run(root: Path, raw: pd.DataFrame, run_id: str = "r1") -> dict[str, Path]:
+def segment_contract() -> dict[str, Any]:
+    """used_cars as a classification dataset: is a listing "premium" or "budget"?"""
+    from mlops.contract import bundled_contract
+
+    contract = bundled_contract("used_cars").model_dump(mode="json")
+    segment = contract["columns"]["fuel"] | {
+        "allowed": ["budget", "premium"],
+        "aliases": {},
+        "feature": False,
+        "impute": None,
+        "description": "Price segment.",
+    }
+    contract["columns"]["segment"] = segment
+    contract["columns"]["price"]["required"] = False
+    return contract | {"task": "classification", "target": "segment", "acceptance": {}}
+
+
+def with_segment(raw: pd.DataFrame) -> pd.DataFrame:
+    """Premium: a BMW, or any car from 2018 on."""
+    premium = (raw["make"] == "bmw") | (raw["year"] >= 2018)
+    return raw.assign(segment=np.where(premium, "premium", "budget"))
+
+
+def used_cars_run(
+    root: Path, raw: pd.DataFrame, run_id: str = "r1", contract: dict[str, Any] | None = None
+) -> dict[str, Path]:
     """Channels prepared from ``raw`` by the preparation stage's own pandas pipeline."""
     from mlops.contract import bundled_contract
     from mlops.ml.pipeline import prepare
 
-    contract = bundled_contract("used_cars").model_dump(mode="json")
+    contract = contract or bundled_contract("used_cars").model_dump(mode="json")
     prepared = prepare(raw, contract, run_id=run_id)
     channels: dict[str, Path] = {}
     for split, frame in prepared.splits.items():
