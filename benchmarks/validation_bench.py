@@ -8,7 +8,9 @@ the frame's own in-memory size (``memory_usage(deep=True)``).
 
 Targets: at least 10x pandera's throughput; peak memory under 3x the frame.
 
-    PYTHONPATH=.:layers/shared .venv/bin/python benchmarks/validation_bench.py [--sizes 100000 1000000]
+    .venv/bin/python benchmarks/validation_bench.py [--sizes 100000 1000000]
+
+Each throughput is the best of a few runs, so other work on a shared machine skews it less.
 """
 
 from __future__ import annotations
@@ -108,7 +110,9 @@ def pandera_validate(frame: pd.DataFrame, contract: Contract) -> tuple[int, int]
                 checks.append(pa.Check.in_range(spec.min, spec.max))
             dtype: Any = None  # the parser has coerced; type failures surface as nulls
         elif spec.type == "datetime":
-            parsers.append(pa.Parser(lambda s: pd.to_datetime(s, errors="coerce", format="ISO8601")))
+            parsers.append(
+                pa.Parser(lambda s: pd.to_datetime(s, errors="coerce", format="ISO8601"))
+            )
             checks.append(pa.Check.in_range(pd.Timestamp(spec.min), pd.Timestamp(spec.max)))
             dtype = "datetime64[ns]"
         else:
@@ -146,11 +150,15 @@ def pandera_validate(frame: pd.DataFrame, contract: Contract) -> tuple[int, int]
     return len(frame) - invalid, invalid
 
 
-def timed(fn: Any, *args: Any) -> tuple[float, Any]:
-    gc.collect()
-    start = time.perf_counter()
-    result = fn(*args)
-    return time.perf_counter() - start, result
+def timed(repeats: int, fn: Any, *args: Any) -> tuple[float, Any]:
+    """Best wall time of ``repeats`` runs, and the last result."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        result = fn(*args)
+        best = min(best, time.perf_counter() - start)
+    return best, result
 
 
 def _rss() -> int:
@@ -199,13 +207,15 @@ def main() -> None:
 
     contract = bundled_contract("used_cars")
     assert contract is not None
-    print(f"{'rows':>9} {'ours rows/s':>13} {'pandera rows/s':>15} {'speed-up':>9} "
-          f"{'invalid ours/pandera':>21} {'frame MB':>9} {'peak extra MB':>14} {'peak/frame':>11}")
+    print(
+        f"{'rows':>9} {'ours rows/s':>13} {'pandera rows/s':>15} {'speed-up':>9} "
+        f"{'invalid ours/pandera':>21} {'frame MB':>9} {'peak extra MB':>14} {'peak/frame':>11}"
+    )
     for rows in args.sizes:
         frame = generate(rows)
         check_frame(frame.head(1000), contract)  # warm caches and lazy imports
-        ours_s, result = timed(check_frame, frame, contract)
-        theirs_s, (_, theirs_invalid) = timed(pandera_validate, frame, contract)
+        ours_s, result = timed(3, check_frame, frame, contract)
+        theirs_s, (_, theirs_invalid) = timed(2, pandera_validate, frame, contract)
         memory = json.loads(
             subprocess.run(
                 [sys.executable, __file__, "--memory", str(rows)],
@@ -220,6 +230,7 @@ def main() -> None:
             f"{memory['frame_mb']:>9.1f} {memory['peak_extra_mb']:>14.1f} {memory['ratio']:>10.2f}x"
         )
     print("targets: speed-up >= 10x, peak/frame < 3x")
+    print("pandera flags every copy of a repeated key (ours keeps the first), so it counts more")
 
 
 if __name__ == "__main__":

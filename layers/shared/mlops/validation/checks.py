@@ -84,7 +84,8 @@ def expected_columns(contract: Contract) -> set[str]:
 
 def check_frame(raw: pd.DataFrame, contract: Contract) -> CheckResult:
     """Check ``raw`` against ``contract``: typed valid rows, raw invalid rows with their rules."""
-    raw = raw.reset_index(drop=True)
+    if not isinstance(raw.index, pd.RangeIndex) or raw.index.start != 0:
+        raw = raw.reset_index(drop=True)
     n = len(raw)
     failures: dict[str, np.ndarray] = {}
     typed: dict[str, pd.Series] = {}
@@ -133,11 +134,11 @@ def check_frame(raw: pd.DataFrame, contract: Contract) -> CheckResult:
             failures[REJECTED_RULE] = ~invalid
         invalid = np.ones(n, dtype=bool)
 
-    lineage = [c for c in contract.lineage_columns if c in raw.columns]
-    valid = pd.DataFrame(typed)
-    for name in lineage:
-        valid[name] = raw[name].astype("string")
-    valid = valid.loc[~invalid].reset_index(drop=True)
+    for name in (c for c in contract.lineage_columns if c in raw.columns):
+        typed[name] = _as_text(raw[name])
+    valid = pd.DataFrame(typed, copy=False)
+    if invalid.any():
+        valid = valid.loc[~invalid].reset_index(drop=True)
 
     quarantined = raw.loc[invalid].astype("string").reset_index(drop=True)
     quarantined[FAILED_RULES] = _rule_labels({r: m[invalid] for r, m in failures.items()})
@@ -159,11 +160,17 @@ def check_frame(raw: pd.DataFrame, contract: Contract) -> CheckResult:
 
 def _repeated_keys(keys: list[pd.Series]) -> np.ndarray:
     """Rows whose complete key appeared on an earlier row (the first copy stays valid)."""
-    # Integer codes hash far faster than strings; one code column per key part.
-    codes = pd.DataFrame({i: pd.factorize(k, use_na_sentinel=True)[0] for i, k in enumerate(keys)})
-    complete = (codes >= 0).all(axis=1).to_numpy()
-    first = codes.iloc[:, 0] if len(keys) == 1 else codes
-    return first.duplicated(keep="first").to_numpy() & complete
+    complete = np.logical_and.reduce([k.notna().to_numpy(dtype=bool) for k in keys])
+    if len(keys) == 1:
+        repeated = keys[0].duplicated(keep="first")
+    else:
+        repeated = pd.DataFrame(dict(enumerate(keys)), copy=False).duplicated(keep="first")
+    return repeated.to_numpy(dtype=bool) & complete
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    """Lineage text as it came (no copy when it is already a string column)."""
+    return series if pd.api.types.is_string_dtype(series) else series.astype("string")
 
 
 def _rejection(rows: int, invalid: int, contract: Contract) -> str | None:
@@ -228,11 +235,14 @@ def _numbers(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
         bad[finite] = (numbers[finite] != np.floor(numbers[finite])) | (
             np.abs(numbers[finite]) > 2.0**62
         )
-        numbers[bad | null] = np.nan
-        out = pd.Series(pd.array(numbers, dtype="Float64")).astype("Int64")
+        missing = bad | null
+        numbers[missing] = np.nan
+        whole = np.where(missing, 0, numbers).astype("int64")
+        out = pd.Series(pd.arrays.IntegerArray(whole, missing))
     else:
-        numbers[bad | null] = np.nan
-        out = pd.Series(pd.array(numbers, dtype="Float64"))
+        missing = bad | null
+        numbers[missing] = np.nan
+        out = pd.Series(pd.arrays.FloatingArray(np.where(missing, 0.0, numbers), missing))
     allowed = None
     if spec.allowed is not None:
         permitted = [float(v) for v in spec.allowed]
@@ -242,11 +252,16 @@ def _numbers(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
 
 def _datetimes(series: pd.Series, null: np.ndarray) -> _Column:
     if pd.api.types.is_datetime64_any_dtype(series):
-        parsed = pd.to_datetime(series, utc=True)
+        values = pd.to_datetime(series, utc=True)
     else:
-        parsed = pd.to_datetime(series.where(~null), errors="coerce", utc=True, format="ISO8601")
+        # Dates repeat (a scrape spans days, not rows): parse each distinct text once.
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        parsed = pd.to_datetime(
+            pd.Series(uniques, dtype="string"), errors="coerce", utc=True, format="ISO8601"
+        )
+        values = pd.Series(parsed.array.take(codes, allow_fill=True))
     # Naive UTC: what Glue/Athena's `timestamp` holds.
-    values = parsed.dt.tz_convert(None).astype("datetime64[us]")
+    values = values.dt.tz_convert(None).astype("datetime64[us]")
     unparsed = np.flatnonzero(values.isna().to_numpy() & ~null)
     if len(unparsed):
         null[unparsed[_blank(series.iloc[unparsed])]] = True
@@ -306,11 +321,14 @@ def _labels(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
 
 def _strings(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
     """Free text (identifiers, URLs): mostly distinct values, so checked row-wise in Arrow."""
-    raw = series.astype("string")
+    raw = _as_text(series)
     text = raw.str.strip()
-    null |= text.eq("").to_numpy(dtype=bool, na_value=False)
-    text = text.where(~null).reset_index(drop=True)
-    changed = text.ne(raw.reset_index(drop=True)).to_numpy(dtype=bool, na_value=False)
+    blank = text.eq("").to_numpy(dtype=bool, na_value=False)
+    if blank.any():
+        null |= blank
+        text = text.where(~null)
+    # Same length after trimming means nothing was trimmed: cheaper than comparing text.
+    changed = text.str.len().ne(raw.str.len()).to_numpy(dtype=bool, na_value=False) & ~null
     allowed = None
     if spec.allowed is not None:
         permitted = sorted({normalise_label(v) for v in spec.allowed})
