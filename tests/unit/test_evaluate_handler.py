@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from conftest import load_event
 
 from mlops import ledger
 
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GROUP = "mlops-used-cars-dev"
 RUN_ID = "20261127T083000Z-1a2b3c4d"
 JOB = f"mlops-used-cars-{RUN_ID}"
-ARTIFACTS = "mlops-artifacts-test"
+ARTIFACTS = "mlops-dev-artifacts-123456789012"  # as in the sample events
 MODEL_KEY = f"models/used_cars/{JOB}/output/model.tar.gz"
 
 
@@ -48,46 +49,20 @@ def model_tarball(evaluation: dict[str, Any] | None) -> bytes:
     return buffer.getvalue()
 
 
+SAMPLES = {
+    "Completed": "training_job_completed.json",
+    "Failed": "training_job_failed.json",
+    "Stopped": "training_job_stopped.json",
+}
+
+
 def training_event(
     status: str = "Completed", job: str = JOB, run_id: str = RUN_ID
 ) -> dict[str, Any]:
-    """A "SageMaker Training Job State Change" event as AWS sends it."""
-    detail: dict[str, Any] = {
-        "TrainingJobName": job,
-        "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{job}",
-        "TrainingJobStatus": status,
-        "SecondaryStatus": status,
-        "ModelArtifacts": {"S3ModelArtifacts": f"s3://{ARTIFACTS}/{MODEL_KEY}"},
-        "AlgorithmSpecification": {
-            "TrainingImage": "683313688378.dkr.ecr.us-east-1.amazonaws.com/"
-            "sagemaker-scikit-learn:1.4-2-cpu-py3",
-            "TrainingInputMode": "File",
-        },
-        "InputDataConfig": [
-            {
-                "ChannelName": "train",
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3Uri": f"s3://curated/dataset=used_cars/run_id={run_id}/split=train/"
-                    }
-                },
-            }
-        ],
-        "Tags": {"run_id": run_id, "dataset": "used_cars", "contract_version": "1.0.0"},
-    }
-    if status != "Completed":
-        detail["FailureReason"] = "AlgorithmError: training script exited with 1"
-    return {
-        "version": "0",
-        "id": "844e2571-85d4-695f-b930-0153b71dcb42",
-        "detail-type": "SageMaker Training Job State Change",
-        "source": "aws.sagemaker",
-        "account": "123456789012",
-        "time": "2026-11-27T08:40:00Z",
-        "region": "us-east-1",
-        "resources": [detail["TrainingJobArn"]],
-        "detail": detail,
-    }
+    """The sample event for ``status``, moved to another job/run when asked."""
+    sample = load_event(SAMPLES[status])
+    text = json.dumps(sample).replace(JOB, job).replace(RUN_ID, run_id)
+    return json.loads(text)
 
 
 @pytest.fixture
@@ -129,8 +104,9 @@ def cloud(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]
     yield {"s3": s3, "sqs": sqs, "queue": queue, "sagemaker": boto3.client("sagemaker")}
 
 
-def upload_model(cloud: dict[str, Any], evaluation: dict[str, Any] | None) -> None:
-    cloud["s3"].put_object(Bucket=ARTIFACTS, Key=MODEL_KEY, Body=model_tarball(evaluation))
+def upload_model(cloud: dict[str, Any], evaluation: dict[str, Any] | None, job: str = JOB) -> None:
+    key = MODEL_KEY.replace(JOB, job)
+    cloud["s3"].put_object(Bucket=ARTIFACTS, Key=key, Body=model_tarball(evaluation))
 
 
 def notifications(cloud: dict[str, Any]) -> list[str]:
@@ -180,7 +156,8 @@ def test_completed_job_registers_an_approved_package_with_metrics_and_lineage(
     props = package["CustomerMetadataProperties"]
     assert props["run_id"] == RUN_ID and props["training_job"] == JOB
     assert props["contract_version"] == "1.0.0"
-    assert props["curated_prefix"] == f"s3://curated/dataset=used_cars/run_id={RUN_ID}/"
+    train_channel = training_event()["detail"]["InputDataConfig"][0]["DataSource"]
+    assert props["curated_prefix"] == train_channel["S3DataSource"]["S3Uri"].split("split=")[0]
     assert float(props["candidate"]) == 1200.0 and float(props["baseline"]) == 8000.0
     statistics = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
     assert (
@@ -248,7 +225,7 @@ def test_champion_from_the_registry_is_compared_when_the_evaluation_has_none(
     upload_model(cloud, evaluation_json(candidate=1000.0))
     invoke(training_event(), lambda_context)
     second = "20261128T083000Z-2b3c4d5e"
-    upload_model(cloud, evaluation_json(candidate=1100.0))
+    upload_model(cloud, evaluation_json(candidate=1100.0), job=f"mlops-used-cars-{second}")
     # when a newer run's job completes
     result = invoke(training_event(job=f"mlops-used-cars-{second}", run_id=second), lambda_context)
     # then it waits for a person rather than replacing a better model
@@ -263,10 +240,11 @@ def test_failed_or_stopped_job_registers_nothing_and_notifies_the_reason(
     result = invoke(training_event(status), lambda_context)
     assert result["outcome"] == "TrainingFailed"
     assert packages(cloud) == []
+    reason = training_event(status)["detail"]["FailureReason"]
     [message] = notifications(cloud)
-    assert "AlgorithmError" in message
+    assert reason in message
     assert stage(RUN_ID, "train")["status"] == "FAILED"
-    assert stage(RUN_ID, "train")["reason"].startswith("AlgorithmError")
+    assert stage(RUN_ID, "train")["reason"] == reason
     assert stage(RUN_ID, "evaluate")["status"] == "FAILED"
 
 
