@@ -55,6 +55,8 @@ def package_detail(package: Any) -> dict[str, Any]:
     raw = package.gen_response_object()
     raw.setdefault("ModelPackageArn", raw.get("Arn") or package.arn)
     detail = {k: _iso(raw.get(k)) for k in _DETAIL_FIELDS if raw.get(k) not in (None, [], {})}
+    # moto leaves the name out for versioned packages; the contract (ARCHITECTURE.md) has it.
+    detail.setdefault("ModelPackageName", package.model_package_name)
     detail.setdefault("ModelPackageStatus", "Completed")
     detail.setdefault("CertifyForMarketplace", False)
     return detail
