@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,10 +32,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from mlops.ml.cleaning import (
+    USABLE,
     UnusableData,
-    clean,
     cleaned_kinds,
     dedup_order,
+    mark_usable,
     order_column,
     passthrough_columns,
 )
@@ -237,22 +239,25 @@ def prepare_spark(
         if c in validated.columns
     ] + [F.col(c).cast("string").alias(c) for c in lineage]
     rows = validated.select(*selected)
-    rows_in = rows.count()
-    if rows_in == 0:
-        raise PreparationFailed(f"run {run_id} has no validated rows")
 
     clean_kinds = cleaned_kinds(contract, lineage)
+    marked_kinds = {**clean_kinds, USABLE: "bool"}
 
     def clean_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
-            yield conform(clean(batch, contract, training=True), clean_kinds)
+            yield conform(mark_usable(batch, contract), marked_kinds)
 
-    cleaned = rows.mapInPandas(clean_batches, schema_of(clean_kinds)).cache()
-    rows_clean = cleaned.count()
+    marked = rows.mapInPandas(clean_batches, schema_of(marked_kinds)).cache()
+    tally = marked.agg(
+        F.count(F.lit(1)).alias("rows"), F.sum(F.col(USABLE).cast("long")).alias("usable")
+    ).collect()[0]
+    rows_in, rows_clean = int(tally["rows"]), int(tally["usable"] or 0)
+    if rows_in == 0:
+        raise PreparationFailed(f"run {run_id} has no validated rows")
     if rows_clean == 0:
         raise PreparationFailed(f"no usable rows in run {run_id}: every row lacks a key or target")
 
-    unique = deduplicate(cleaned, contract)
+    unique = deduplicate(marked.where(F.col(USABLE)).drop(USABLE), contract)
 
     derived = feature_set(contract["name"])
     feature_kinds = dict(clean_kinds)
@@ -266,18 +271,14 @@ def prepare_spark(
             yield conform(featurise(batch, contract, shares), feature_kinds)
 
     featured = unique.mapInPandas(feature_batches, schema_of(feature_kinds)).cache()
-    split_counts = {s: 0 for s in SPLITS}
-    for row in featured.groupBy(SPLIT_COLUMN).count().collect():
-        split_counts[row[SPLIT_COLUMN]] = int(row["count"])
+    stats, split_counts = spark_statistics(featured, contract)
+    marked.unpersist()
     rows_unique = sum(split_counts.values())
-    cleaned.unpersist()
     try:
         check_splits(split_counts, run_id)
     except UnusableData as exc:
         raise PreparationFailed(str(exc)) from exc
 
-    train = featured.where(F.col(SPLIT_COLUMN) == "train")
-    stats = spark_statistics(train, contract)
     artifact = fit_from_stats(stats, contract)
 
     columns = curated_columns(artifact, lineage)
@@ -319,12 +320,21 @@ def deduplicate(cleaned: DataFrame, contract: dict[str, Any]) -> DataFrame:
     return ranked.where(F.col("_rank") == 1).drop("_rank")
 
 
-def spark_statistics(train: DataFrame, contract: dict[str, Any]) -> dict[str, Any]:
-    """``mlops.ml.statistics.column_stats`` computed with Spark aggregations (two small jobs)."""
+def spark_statistics(
+    featured: DataFrame, contract: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Rows per split, and ``mlops.ml.statistics.column_stats`` of the train split only.
+
+    One aggregation over all rows (each train statistic reads its column only where the row is
+    in train) and one for category counts: no rows reach the driver, only the numbers.
+    """
     numeric, categorical = plan(contract).stat_columns(contract["target"])
-    aggregates = [F.count(F.lit(1)).alias("_rows")]
+    in_train = F.col(SPLIT_COLUMN) == "train"
+    aggregates = [
+        F.sum(F.when(F.col(SPLIT_COLUMN) == s, 1).otherwise(0)).alias(f"split_{s}") for s in SPLITS
+    ]
     for i, name in enumerate(numeric):
-        column = F.col(name).cast("double")
+        column = F.when(in_train, F.col(name).cast("double"))
         aggregates += [
             F.count(column).alias(f"n{i}_count"),
             F.mean(column).alias(f"n{i}_mean"),
@@ -333,8 +343,9 @@ def spark_statistics(train: DataFrame, contract: dict[str, Any]) -> dict[str, An
             F.max(column).alias(f"n{i}_max"),
             F.percentile_approx(column, list(QUANTILES), PERCENTILE_ACCURACY).alias(f"n{i}_q"),
         ]
-    summary = train.agg(*aggregates).collect()[0]
-    rows = int(summary["_rows"])
+    summary = featured.agg(*aggregates).collect()[0]
+    split_counts = {s: int(summary[f"split_{s}"] or 0) for s in SPLITS}
+    rows = split_counts["train"]
     stats: dict[str, Any] = {"rows": rows, "numeric": {}, "categorical": {}}
     for i, name in enumerate(numeric):
         count = int(summary[f"n{i}_count"])
@@ -350,6 +361,7 @@ def spark_statistics(train: DataFrame, contract: dict[str, Any]) -> dict[str, An
                 quantile_key(q): _number(v) for q, v in zip(QUANTILES, quantiles, strict=True)
             },
         }
+    train = featured.where(in_train)
     for name in categorical:
         stats["categorical"][name] = {"count": 0, "nulls": rows, "distinct": 0, "frequencies": {}}
     if categorical:
@@ -384,7 +396,7 @@ def spark_statistics(train: DataFrame, contract: dict[str, Any]) -> dict[str, An
             s["nulls"] = rows - int(row["_total"])
             s["distinct"] = int(row["_distinct"])
             s["frequencies"][row["value"]] = int(row["count"])
-    return stats
+    return stats, split_counts
 
 
 def _number(value: Any) -> float | None:
@@ -425,8 +437,14 @@ def write_outputs(prepared: SparkPrepared, args: JobArgs, contract: dict[str, An
     return manifest
 
 
+def log(message: str, **fields: Any) -> None:
+    """One JSON line on stderr (the job's CloudWatch log on Glue)."""
+    print(json.dumps({"message": message, **fields}, default=str), file=sys.stderr, flush=True)
+
+
 def run(spark: SparkSession, args: JobArgs) -> dict[str, Any]:
     """Prepare one run end to end; returns the manifest."""
+    started = time.perf_counter()
     contract = load_contract(args.contract_uri)
     if contract["name"] != args.dataset:
         raise PreparationFailed(
@@ -434,7 +452,15 @@ def run(spark: SparkSession, args: JobArgs) -> dict[str, Any]:
         )
     validated = read_validated(spark, args.validated_path, args.run_id)
     prepared = prepare_spark(validated, contract, args.run_id, args.shares)
-    return write_outputs(prepared, args, contract)
+    log("statistics fitted", run_id=args.run_id, seconds=round(time.perf_counter() - started, 2))
+    manifest = write_outputs(prepared, args, contract)
+    log(
+        "curated run written",
+        run_id=args.run_id,
+        counts=manifest["counts"],
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    return manifest
 
 
 def main(argv: Sequence[str] | None = None) -> None:

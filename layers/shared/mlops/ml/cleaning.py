@@ -59,23 +59,40 @@ def clean(df: pd.DataFrame, contract: dict[str, Any], *, training: bool = True) 
     optional columns are added as nulls. Lineage columns (``source_url``, ``fetched_at``…) are
     kept as text; anything else is dropped.
     """
-    specs = columns(contract)
-    target = contract["target"]
+    if not training:
+        return _normalise(df, contract, with_target=contract["target"] in df.columns)
+    marked = mark_usable(df, contract)
+    usable = marked.pop(USABLE)
+    return marked.loc[usable].reset_index(drop=True)
+
+
+USABLE = "_usable"
+
+
+def mark_usable(df: pd.DataFrame, contract: dict[str, Any]) -> pd.DataFrame:
+    """Every row cleaned, plus a boolean ``_usable`` column: has its key(s) and a valid target.
+
+    Lets an engine count the rows it drops in the same pass that cleans them.
+    """
+    out = _normalise(df, contract, with_target=True)
+    usable = out[contract["target"]].notna()
+    for key in contract.get("keys") or []:
+        usable &= out[key].notna()
+    out[USABLE] = usable.astype(bool)
+    return out
+
+
+def _normalise(df: pd.DataFrame, contract: dict[str, Any], *, with_target: bool) -> pd.DataFrame:
     keys = list(contract.get("keys") or [])
     out = pd.DataFrame(index=df.index)
-    for name, spec in specs.items():
-        if name == target and not training and name not in df.columns:
+    for name, spec in columns(contract).items():
+        if name == contract["target"] and not with_target:
             continue
         raw = df[name] if name in df.columns else pd.Series(None, index=df.index, dtype=object)
         out[name] = _clean_column(raw, spec, is_key=name in keys)
     for name in passthrough_columns(df, contract):
         out[name] = _as_text(df[name])
-    if not training:
-        return out
-    usable = out[target].notna()
-    for key in keys:
-        usable &= out[key].notna()
-    return out.loc[usable].reset_index(drop=True)
+    return out
 
 
 def _clean_column(raw: pd.Series, spec: dict[str, Any], *, is_key: bool) -> pd.Series:
