@@ -1,0 +1,166 @@
+"""EndpointExecutor on moto: the runtime API's answers, model errors, state-change events."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from localcloud.executors.endpoint import STATE_CHANGE, EndpointExecutor
+
+BUCKET = "mlops-artifacts-test"
+# A model needs no library here: the executor only runs the artifact's own inference.py.
+INFERENCE = """
+import json
+
+def model_fn(model_dir):
+    {load}
+    return json.load(open(model_dir + "/model.json"))
+
+def predict_fn(data, model):
+    {predict}
+    return [model["intercept"] + model["slope"] * row["x"] for row in data]
+
+def output_fn(prediction, accept):
+    return json.dumps({{"predictions": prediction}}), "application/json"
+"""
+
+
+class InlineCloud:
+    """The executor-facing part of LocalCloud over moto's in-process mock; work runs inline."""
+
+    account_id = "123456789012"
+    region = "us-east-1"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.events: list[dict[str, Any]] = []
+        self.endpoints: dict[str, str] = {}
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=self.region)
+
+    def emit(self, source: str, detail_type: str, detail: dict, resources: list | None = None):
+        self.events.append({"source": source, "detail-type": detail_type, "detail": detail})
+
+    def submit(self, fn: Any, *args: Any, name: str) -> None:
+        fn(*args)
+
+    def subprocess_env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def set_service_endpoint(self, env_var: str, url: str) -> None:
+        self.endpoints[env_var] = url
+
+
+def artifact(slope: float, broken: str | None = None) -> bytes:
+    code = INFERENCE.format(
+        load='raise RuntimeError("corrupt artifact")' if broken == "load" else "pass",
+        predict='raise ValueError("bad input")' if broken == "predict" else "pass",
+    )
+    files = {
+        "model.json": json.dumps({"intercept": 1.0, "slope": slope}).encode(),
+        "code/inference.py": code.encode(),
+    }
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def cloud(aws: None, tmp_path: Path) -> Iterator[InlineCloud]:
+    cloud, executor = InlineCloud(tmp_path), EndpointExecutor()
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    executor.start(cloud)  # type: ignore[arg-type]
+    yield cloud
+    executor.stop()
+
+
+def serve(cloud: InlineCloud, name: str, slope: float, broken: str | None = None) -> None:
+    """Model, config and endpoint as the deploy stage creates them."""
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=f"{name}.tar.gz", Body=artifact(slope, broken))
+    sagemaker = boto3.client("sagemaker")
+    sagemaker.create_model(
+        ModelName=name,
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/sagemaker",
+        PrimaryContainer={
+            "Image": "sklearn",
+            "ModelDataUrl": f"s3://{BUCKET}/{name}.tar.gz",
+            "Environment": {"SAGEMAKER_PROGRAM": "inference.py"},
+        },
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": name,
+                "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 1},
+            }
+        ],
+    )
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+
+
+def runtime(cloud: InlineCloud) -> Any:
+    url = cloud.endpoints["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"]
+    return boto3.client("sagemaker-runtime", endpoint_url=url, region_name="us-east-1")
+
+
+def invoke(cloud: InlineCloud, name: str, rows: list[dict[str, float]]) -> dict[str, Any]:
+    response = runtime(cloud).invoke_endpoint(
+        EndpointName=name, ContentType="application/json", Body=json.dumps(rows)
+    )
+    assert response["InvokedProductionVariant"] == "AllTraffic"
+    return json.loads(response["Body"].read())
+
+
+def test_a_served_model_answers_through_boto3_sagemaker_runtime(cloud) -> None:
+    serve(cloud, "ep", slope=2.0)
+    assert invoke(cloud, "ep", [{"x": 3}, {"x": 5}]) == {"predictions": [7.0, 11.0]}
+
+
+def test_creating_an_endpoint_emits_creating_then_in_service_with_aws_fields(cloud, event) -> None:
+    serve(cloud, "ep", slope=2.0)
+    statuses = [e["detail"]["EndpointStatus"] for e in cloud.events]
+    assert statuses == ["CREATING", "IN_SERVICE"]
+    assert {e["detail-type"] for e in cloud.events} == {STATE_CHANGE}
+    assert set(event("endpoint_in_service")["detail"]) == set(cloud.events[-1]["detail"])
+    described = boto3.client("sagemaker").describe_endpoint(EndpointName="ep")
+    assert described["EndpointStatus"] == "InService"
+
+
+def test_an_unknown_endpoint_is_a_validation_error(cloud) -> None:
+    with pytest.raises(ClientError) as error:
+        invoke(cloud, "nowhere", [{"x": 1}])
+    assert error.value.response["Error"]["Code"] == "ValidationError"
+
+
+def test_a_model_error_comes_back_as_model_error_with_the_original_status(cloud) -> None:
+    serve(cloud, "ep", slope=2.0, broken="predict")
+    with pytest.raises(ClientError) as error:
+        invoke(cloud, "ep", [{"x": 1}])
+    assert error.value.response["Error"]["Code"] == "ModelError"
+    assert error.value.response["OriginalStatusCode"] == 500
+    assert "bad input" in error.value.response["OriginalMessage"]
+
+
+def test_a_model_that_cannot_load_fails_the_endpoint_with_its_reason(cloud) -> None:
+    serve(cloud, "ep", slope=2.0, broken="load")
+    described = boto3.client("sagemaker").describe_endpoint(EndpointName="ep")
+    assert described["EndpointStatus"] == "Failed"
+    assert "corrupt artifact" in described["FailureReason"]
+    failed = cloud.events[-1]["detail"]
+    assert failed["EndpointStatus"] == "FAILED" and "corrupt artifact" in failed["FailureReason"]
