@@ -108,6 +108,16 @@ def test_metric_direction(metric: str, lower: bool) -> None:
     assert lower_is_better(metric) is lower
 
 
+def test_the_direction_stated_by_training_wins_over_the_metric_name() -> None:
+    # given a custom metric training declares higher-is-better
+    ev = evaluation(candidate=0.7, baseline=0.5, champion=0.6, metric="custom_score")
+    ev["higher_is_better"] = True
+    ev["candidate"]["custom_score"] = 0.7
+    decision = decide(ev, "auto")
+    assert decision.status is Status.APPROVED
+    assert decision.lower_is_better is False
+
+
 def test_an_unknown_metric_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown metric"):
         decide(evaluation(1, 2, None, metric="banana"), "auto")

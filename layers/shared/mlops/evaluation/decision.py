@@ -50,6 +50,8 @@ class Evaluation(BaseModel):
 
     task: str = "regression"
     metric: str
+    # Training states the direction when it knows it; otherwise the metric's name decides.
+    higher_is_better: bool | None = None
     candidate: dict[str, float]
     baseline: dict[str, float] = Field(default_factory=dict)
     champion: dict[str, float] | None = None
@@ -125,7 +127,7 @@ def decide(
         k: v if isinstance(v, Bounds) else Bounds.model_validate(v)
         for k, v in (thresholds or {}).items()
     }
-    lower = lower_is_better(ev.metric)
+    lower = lower_is_better(ev.metric) if ev.higher_is_better is None else not ev.higher_is_better
     if ev.metric not in ev.candidate:
         raise ValueError(f"the evaluation's candidate metrics lack its own metric {ev.metric!r}")
     candidate = float(ev.candidate[ev.metric])

@@ -157,7 +157,7 @@ def _with_registry_champion(
 ) -> tuple[dict[str, Any], str | None]:
     """Fill a missing champion from the registry's newest Approved package (its stored metric)."""
     if evaluation.get("champion"):
-        return evaluation, "same test set (evaluation.json)"
+        return evaluation, evaluation.get("champion_note") or "scored on the same test set"
     package = registry.champion(group)
     if not package:
         return evaluation, None
