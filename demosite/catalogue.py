@@ -145,10 +145,9 @@ def price_function(
     """The noiseless price of a car in USD."""
     base, usual_body, usual_engine = MODELS[make][model]
     age = max(REFERENCE_YEAR - year, 0)
-    # Half of a model's price depreciates with age, the rest is a model-wide level: this keeps
-    # the age-by-model interaction mild enough to learn from a few thousand rows.
-    value = 0.45 * base + 0.55 * base * math.exp(-0.12 * age) - 6000.0 * (1 - math.exp(-age / 8))
-    value -= 0.05 * mileage
+    # Age and mileage depreciate the model's price; a floor of value that never depreciates
+    # keeps the age-by-model interaction mild enough to learn from a few thousand rows.
+    value = base * (0.3 + 0.7 * math.exp(-0.12 * age)) * math.exp(-mileage / 250_000) - 3000.0
     value += FUEL_PREMIUM[fuel] + BODY_PREMIUM[body] - BODY_PREMIUM[usual_body]
     value += 1200.0 if transmission == "automatic" else 0.0
     if engine_size is not None and usual_engine > 0:
