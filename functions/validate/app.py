@@ -20,9 +20,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     parsed = parse(event=event, model=S3EventNotificationEventBridgeModel)
     # Idempotent per object version; bad objects come back as an outcome, AWS errors raise.
     result = handle_object_created(parsed, context)
-    # A replayed duplicate was already counted when it was processed.
-    metric = "DuplicateDeliveries" if result.replayed else result.metric
-    metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+    # A replayed duplicate was counted (and its run emitted) when it was first processed.
+    if result.replayed:
+        metrics.add_metric(name="DuplicateDeliveries", unit=MetricUnit.Count, value=1)
+        return result.model_dump(mode="json")
+    metrics.add_metric(name=result.metric, unit=MetricUnit.Count, value=1)
     if result.run_emitted:
         metrics.add_metric(name="RunsValidated", unit=MetricUnit.Count, value=1)
     return result.model_dump(mode="json")

@@ -158,6 +158,16 @@ def lake_env(
     yield lake_
 
 
+def metrics_emitted(out: str) -> list[str]:
+    """Names of the CloudWatch metrics in the EMF lines a handler printed."""
+    names: list[str] = []
+    for line in out.splitlines():
+        if line.startswith('{"_aws"'):
+            for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
+                names.extend(metric["Name"] for metric in directive["Metrics"])
+    return names
+
+
 def manifest(parts: list[str], run_id: str = RUN) -> bytes:
     return json.dumps(
         {
@@ -292,13 +302,14 @@ GOOD = jsonl_gz(cars(1, 3))
     ],
 )
 def test_an_unreadable_object_is_quarantined_whole_with_a_report_and_not_retried(
-    lake_env: Lake, key: str, body: bytes, reason: str
+    lake_env: Lake, key: str, body: bytes, reason: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     event = lake_env.upload(key, body)
 
     result = lake_env.invoke(event)
 
-    assert (result["outcome"], result["metric"]) == ("unreadable", "UnreadableObjects")
+    assert result["outcome"] == "unreadable"
+    assert "UnreadableObjects" in metrics_emitted(capsys.readouterr().out)
     assert reason in result["reason"]
     dataset = key.split("/")[0]
     copy_key = lake.quarantine_object_key(dataset, result["run_id"], key)
@@ -335,13 +346,17 @@ def test_a_transient_aws_error_raises_so_the_event_is_retried(
 # ---------------------------------------------------------------- at-least-once delivery
 
 
-def test_a_duplicate_delivery_is_processed_once(lake_env: Lake) -> None:
+def test_a_duplicate_delivery_is_processed_once(
+    lake_env: Lake, capsys: pytest.CaptureFixture[str]
+) -> None:
     event = lake_env.upload("used_cars/twice.jsonl.gz", GOOD)
 
     first = lake_env.invoke(event)
+    capsys.readouterr()
     second = lake_env.invoke(copy.deepcopy(event))
 
     assert (first["replayed"], second["replayed"]) == (False, True)
+    assert metrics_emitted(capsys.readouterr().out) == ["DuplicateDeliveries"]
     assert len(lake_env.validated_rows()) == 3
     assert len(lake_env.run_validated()) == 1
 

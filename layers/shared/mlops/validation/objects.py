@@ -38,6 +38,7 @@ from mlops.validation.completion import (
     record_manifest,
     record_part,
 )
+from mlops.validation.readers import UnreadableObject, read_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -173,14 +174,9 @@ def validate_object(obj: RawObject) -> ObjectResult:
                 obj, dataset, run_id, ingest_date, contract, "missing", "object no longer exists"
             )
         return _validate_data(obj, body, dataset, run_id, ingest_date, contract)
-    except ContractError as exc:
+    except (ContractError, UnreadableObject) as exc:
+        # Retrying cannot fix the object (or a missing/broken contract): record, do not raise.
         return _unreadable(obj, dataset, run_id, ingest_date, contract, str(exc))
-    except _Unreadable as exc:
-        return _unreadable(obj, dataset, run_id, ingest_date, contract, str(exc))
-
-
-class _Unreadable(Exception):
-    pass
 
 
 def _read(obj: RawObject) -> bytes | None:
@@ -200,14 +196,11 @@ def _validate_data(
     obj: RawObject, body: bytes, dataset: str, run_id: str, ingest_date: str, contract: Contract
 ) -> ObjectResult:
     from mlops.validation.checks import check_frame, expected_columns
-    from mlops.validation.readers import UnreadableObject, read_frame
 
-    try:
-        frame = read_frame(body, obj.key)
-    except UnreadableObject as exc:
-        raise _Unreadable(str(exc)) from None
-    if not set(map(str, frame.columns)) & expected_columns(contract):
-        raise _Unreadable(f"none of the contract's columns in {sorted(map(str, frame.columns))}")
+    frame = read_frame(body, obj.key)
+    found = sorted(map(str, frame.columns))
+    if not set(found) & expected_columns(contract):
+        raise UnreadableObject(f"none of the contract's columns in {found}")
 
     result = check_frame(frame, contract)
     settings = get_settings()

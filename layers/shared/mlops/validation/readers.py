@@ -1,13 +1,18 @@
-"""Turn the bytes of a raw object into a frame, or say clearly why they cannot be read."""
+"""Turn the bytes of a raw object into a frame, or say clearly why they cannot be read.
+
+pandas and pyarrow are imported when an object is read, so importing this module (to catch
+``UnreadableObject``) stays cheap for code paths that never read data.
+"""
 
 from __future__ import annotations
 
 import gzip
 import io
 import zlib
+from typing import TYPE_CHECKING
 
-import pandas as pd
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = {".jsonl.gz": "jsonl.gz", ".csv": "csv", ".parquet": "parquet"}
 
@@ -37,6 +42,8 @@ def read_frame(body: bytes, key: str) -> pd.DataFrame:
 
 
 def _jsonl_gz(body: bytes) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         text = gzip.decompress(body)
     except (OSError, EOFError, zlib.error) as exc:
@@ -53,6 +60,8 @@ def _jsonl_gz(body: bytes) -> pd.DataFrame:
 
 
 def _csv(body: bytes) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         # Every cell as text: formatted numbers ("12,500") are normalised by the checks.
         return pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False, na_values=[""])
@@ -63,6 +72,9 @@ def _csv(body: bytes) -> pd.DataFrame:
 
 
 def _parquet(body: bytes) -> pd.DataFrame:
+    import pandas as pd
+    import pyarrow as pa
+
     try:
         return pd.read_parquet(io.BytesIO(body))
     except (pa.ArrowException, OSError, ValueError) as exc:
