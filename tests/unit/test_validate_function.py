@@ -398,6 +398,21 @@ def test_a_changed_reupload_of_the_same_key_is_processed_again(lake_env: Lake) -
     ]
 
 
+def test_an_event_without_version_or_etag_is_keyed_on_the_objects_current_etag(
+    lake_env: Lake,
+) -> None:
+    def bare(event: dict[str, Any]) -> dict[str, Any]:
+        event["detail"]["object"].pop("version-id")
+        event["detail"]["object"].pop("etag")
+        return event
+
+    first = lake_env.invoke(bare(lake_env.upload("used_cars/bare.csv", b"listing_id\nL000001\n")))
+    second = lake_env.invoke(bare(lake_env.upload("used_cars/bare.csv", b"listing_id\nL000002\n")))
+
+    assert first["version"] != second["version"]
+    assert second["replayed"] is False
+
+
 def test_a_changed_reupload_of_a_run_part_replaces_its_rows(lake_env: Lake) -> None:
     key = RUN_PREFIX + "part-00000.jsonl.gz"
     lake_env.invoke(lake_env.upload(key, jsonl_gz(cars(1, 2))))

@@ -126,6 +126,8 @@ def handle_object_created(
 ) -> ObjectResult:
     """Validate the object an event names, once per object version."""
     obj = RawObject.from_event(event)
+    if not obj.version:
+        obj = _with_current_version(obj)
     settings = get_settings()
     config = IdempotencyConfig(
         expires_after_seconds=IDEMPOTENCY_SECONDS, response_hook=_mark_replayed
@@ -141,6 +143,26 @@ def handle_object_created(
     )(_validate_once)
     identity = {"bucket": obj.bucket, "key": obj.key, "version": obj.version}
     return ObjectResult.model_validate(once(identity=identity, obj=obj))
+
+
+def _with_current_version(obj: RawObject) -> RawObject:
+    """Fill in the version of an event that names none (moto sends ``eTag``, not ``etag``).
+
+    Without it a changed re-upload of the same key would look like a duplicate.
+    """
+    try:
+        head = client("s3").head_object(Bucket=obj.bucket, Key=obj.key)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey"):
+            return obj  # gone: validate_object records it as missing
+        raise
+    version = head.get("VersionId")
+    return obj.model_copy(
+        update={
+            "version_id": version if version not in (None, "null") else None,
+            "etag": head["ETag"].strip('"'),
+        }
+    )
 
 
 def _validate_once(identity: dict[str, str], obj: RawObject) -> dict[str, Any]:
