@@ -191,3 +191,14 @@ def test_without_an_endpoint_there_is_no_champion_channel(env: dict[str, str]) -
 
     assert outcome.champion_model_url is None
     assert "champion" not in channels(started_job())
+
+
+def test_a_configured_training_image_overrides_the_regional_default(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/our-sklearn:1.9-0"
+    monkeypatch.setenv("TRAINING_IMAGE_URI", image)
+
+    launch(RUN, DATASET, "1.0.0")
+
+    assert started_job()["AlgorithmSpecification"]["TrainingImage"] == image
