@@ -29,12 +29,34 @@ def _stage_and_dataset(target: Any, dataset: str | None) -> tuple[str, str]:
     return stage, name
 
 
+def _session(region: str) -> boto3.session.Session:
+    """The local cloud accepts any credentials: use the environment's, else its dummy ones."""
+    from localcloud.cloud import DUMMY_CREDENTIALS
+
+    if boto3.session.Session().get_credentials() is not None:
+        return boto3.session.Session(region_name=region)
+    return boto3.session.Session(
+        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+        region_name=region,
+    )
+
+
+def _region(target: Any) -> str:
+    return (
+        getattr(target, "region", None)
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or "us-east-1"
+    )
+
+
 def _client(target: Any, service: str) -> Any:
     """A client of the local cloud object, or bound to an endpoint URL."""
     if hasattr(target, "client"):
         return target.client(service)
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return boto3.client(service, endpoint_url=str(target), region_name=region)
+    return _session(_region(target)).client(service, endpoint_url=str(target))
 
 
 def _runtime_client(target: Any, runtime_url: str | None) -> Any:
@@ -51,8 +73,7 @@ def _runtime_client(target: Any, runtime_url: str | None) -> Any:
             f"no SageMaker runtime endpoint: pass runtime_url or set {RUNTIME_ENV} "
             "(printed by `mlops local up`)"
         )
-    region = getattr(target, "region", None) or os.environ.get("AWS_REGION") or "us-east-1"
-    return boto3.client("sagemaker-runtime", endpoint_url=url, region_name=region)
+    return _session(_region(target)).client("sagemaker-runtime", endpoint_url=url)
 
 
 def find_version(target: Any, version: int, dataset: str | None = None) -> dict[str, Any]:

@@ -195,6 +195,16 @@ def test_completed_job_records_the_decision_in_the_ledger(cloud, lambda_context)
     assert item["report_url"].endswith("report.html")
 
 
+def test_completed_job_records_the_training_stage_as_succeeded(cloud, lambda_context) -> None:
+    upload_model(cloud, evaluation_json())
+    invoke(training_event(), lambda_context)
+    item = stage(RUN_ID, "train")
+    detail = training_event()["detail"]
+    assert item["status"] == "SUCCEEDED"
+    assert item["counts"] == {"seconds": detail["TrainingTimeInSeconds"]}
+    assert item["model_data_url"] == detail["ModelArtifacts"]["S3ModelArtifacts"]
+
+
 def test_a_model_worse_than_the_baseline_is_registered_rejected_with_the_reason(
     cloud, lambda_context
 ) -> None:

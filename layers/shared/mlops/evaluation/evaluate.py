@@ -199,6 +199,20 @@ def _training_failed(job: TrainingJobDetail, run_id: str, dataset: str) -> Evalu
     )
 
 
+def _training_succeeded(job: TrainingJobDetail, run_id: str, dataset: str) -> None:
+    """The training stage ends with this event; evaluate is the one that hears it."""
+    seconds = job.model_extra.get("TrainingTimeInSeconds") if job.model_extra else None
+    ledger.finish(
+        run_id,
+        "train",
+        ledger.Status.SUCCEEDED,
+        counts={"seconds": seconds} if seconds is not None else None,
+        dataset=dataset,
+        training_job_name=job.TrainingJobName,
+        model_data_url=job.ModelArtifacts.get("S3ModelArtifacts"),
+    )
+
+
 def _already_evaluated(run_id: str) -> dict[str, Any] | None:
     """The finished evaluate item of a run, if a previous delivery completed it."""
     for item in ledger.stages(run_id):
@@ -296,6 +310,7 @@ def evaluate_training_job(job: TrainingJobDetail) -> EvaluationOutcome:
             )
     if job.TrainingJobStatus != "Completed":
         return _training_failed(job, run_id, dataset)
+    _training_succeeded(job, run_id, dataset)
 
     group = naming.model_package_group(dataset, settings.stage)
     registry.ensure_group(group, dataset)
