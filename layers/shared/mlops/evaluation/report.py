@@ -31,7 +31,9 @@ def _fmt(value: float | None) -> str:
         return "—"
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    return f"{value:,.4g}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
 
 
 def _el(tag: str, text: str = "", **attrs: Any) -> str:
@@ -252,7 +254,9 @@ def render_html(evaluation: Evaluation, decision: Decision, lineage: dict[str, A
         f"<figure><figcaption>{esc(t)}</figcaption>{svg}</figure>" for t, svg in _plots(ev)
     )
     facts = "".join(
-        f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in lineage.items()
+        f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>"
+        for k, v in lineage.items()
+        if v is not None
     )
     title = esc(f"{lineage.get('dataset', '')} run {lineage.get('run_id', '')}")
     direction = "lower" if decision.lower_is_better else "higher"
