@@ -14,6 +14,8 @@ from mlops.observability import bind_run, logger, metrics, tracer
 from mlops.runs import new_run_id
 from mlops.scraping import ScrapeRequest, run_scrape
 
+LANDING_MARGIN_SECONDS = 60.0
+
 
 class ScrapeOverrides(BaseModel):
     """Optional overrides in the event detail; the schedule itself sends ``{}``.
@@ -27,6 +29,7 @@ class ScrapeOverrides(BaseModel):
     max_pages: int | None = Field(default=None, ge=1)
     max_items: int | None = Field(default=None, ge=1)
     dataset: str | None = None
+    politeness_delay_seconds: float | None = Field(default=None, ge=0)
 
 
 class ScheduledEvent(EventBridgeModel):
@@ -45,8 +48,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         raise
     run_id = new_run_id()
     bind_run(run_id, schedule=event.get("resources", []))
+    # Stop crawling early enough to land the parts and manifest before Lambda's timeout.
+    budget = context.get_remaining_time_in_millis() / 1000 - LANDING_MARGIN_SECONDS
+    request = ScrapeRequest(
+        run_id=run_id,
+        time_budget_seconds=max(budget, 1.0),
+        **overrides.model_dump(exclude_none=True),
+    )
     try:
-        result = run_scrape(ScrapeRequest(run_id=run_id, **overrides.model_dump(exclude_none=True)))
+        result = run_scrape(request)
     except Exception:
         metrics.add_metric(name="ScrapeRunsFailed", unit=MetricUnit.Count, value=1)
         raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -288,3 +289,13 @@ def test_the_ledger_records_the_agreed_counts(lake: Any, site: Any) -> None:
     }
     assert item["dataset"] == "used_cars"
     assert item["manifest_key"] == result.manifest_key
+
+
+def test_a_spent_time_budget_stops_the_crawl_and_lands_what_it_has(lake: Any, site: Any) -> None:
+    # real politeness sleeps of 0.1 s make the crawl outlast a 1 s budget by far
+    result = scrape(site, politeness_delay_seconds=0.1, time_budget_seconds=1.0, sleep=time.sleep)
+
+    manifest = manifest_of(lake, result.manifest_key)
+    assert manifest["capped_by"] == "time_budget"
+    assert 0 < result.records < LISTINGS
+    assert manifest["records"] == result.records

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -50,11 +51,14 @@ def crawl(
     max_pages: int,
     max_items: int,
     stats: CrawlStats,
+    deadline: float | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Records of the site, each with ``source_url`` and ``fetched_at``; ``stats`` fills as it goes.
 
-    ``max_pages`` caps index pages, ``max_items`` caps records. A start page that cannot be
-    fetched or parsed raises ``ScrapeError``; any later page that fails is counted and skipped.
+    ``max_pages`` caps index pages, ``max_items`` caps records, ``deadline`` (a
+    ``time.monotonic()`` instant) stops the crawl in time to land what it has. A start page
+    that cannot be fetched or parsed raises ``ScrapeError``; any later page that fails is
+    counted and skipped.
     """
     index_url: str | None = start_url
     seen_index: set[str] = set()
@@ -62,6 +66,9 @@ def crawl(
     while index_url is not None and index_url not in seen_index:
         if stats.index_pages >= max_pages:
             stats.capped_by = "max_pages"
+            return
+        if seen_index and _past(deadline):
+            stats.capped_by = "time_budget"
             return
         first = not seen_index
         seen_index.add(index_url)
@@ -86,12 +93,19 @@ def crawl(
             if stats.records >= max_items:
                 stats.capped_by = "max_items"
                 return
+            if _past(deadline):
+                stats.capped_by = "time_budget"
+                return
             record = _detail_record(link, spec, fetcher, stats)
             if record is not None:
                 stats.records += 1
                 yield record
         next_href = select_first(document, spec.pagination)
         index_url = urljoin(index_url, next_href.strip()) if next_href else None
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
 
 
 def _index_document(url: str, fetcher: Fetcher, stats: CrawlStats, *, first: bool) -> Any:

@@ -33,6 +33,8 @@ class ScrapeRequest(BaseModel):
     max_pages: int | None = Field(default=None, ge=1)
     max_items: int | None = Field(default=None, ge=1)
     politeness_delay_seconds: float | None = Field(default=None, ge=0)
+    # Crawling stops after this long so the run can still land (Lambda: remaining time - margin).
+    time_budget_seconds: float | None = Field(default=None, gt=0)
     part_max_records: int = Field(default=PART_MAX_RECORDS, ge=1)
     part_max_bytes: int = Field(default=PART_MAX_BYTES, ge=1024)
 
@@ -67,6 +69,9 @@ def run_scrape(
     started = datetime.now(timezone.utc)
     ledger.start(request.run_id, STAGE)
     stats = CrawlStats()
+    deadline = (
+        time.monotonic() + request.time_budget_seconds if request.time_budget_seconds else None
+    )
     try:
         spec = load_spec(request.spec_uri or settings.site_spec_uri or DEFAULT_SPEC_URI)
         dataset = request.dataset or spec.dataset
@@ -86,6 +91,7 @@ def run_scrape(
                 max_pages=request.max_pages or settings.max_pages,
                 max_items=request.max_items or settings.max_items,
                 stats=stats,
+                deadline=deadline,
             ):
                 buffer.add(record)
             requests_made = fetcher.requests_made
