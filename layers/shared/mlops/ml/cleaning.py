@@ -160,13 +160,13 @@ def _clean_bool(raw: pd.Series) -> pd.Series:
 
 
 def _clean_datetime(raw: pd.Series, spec: dict[str, Any]) -> pd.Series:
-    parsed = _to_utc(raw)
+    parsed = to_utc(raw)
     lo, hi = spec.get("min"), spec.get("max")
     if lo is not None:
-        parsed[parsed < _to_utc(pd.Series([lo])).iloc[0]] = pd.NaT
+        parsed[parsed < to_utc(pd.Series([lo])).iloc[0]] = pd.NaT
     if hi is not None:
         # An upper bound given as a date covers that whole day.
-        bound = _to_utc(pd.Series([hi])).iloc[0]
+        bound = to_utc(pd.Series([hi])).iloc[0]
         if len(str(hi)) <= 10:
             bound = bound + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
         parsed[parsed > bound] = pd.NaT
@@ -178,7 +178,15 @@ def _clean_datetime(raw: pd.Series, spec: dict[str, Any]) -> pd.Series:
     )
 
 
-def _to_utc(raw: pd.Series) -> pd.Series:
+# pandas < 2 has no "ISO8601" format (it would silently coerce every value to NaT) but
+# parses ISO 8601 by inference; older sklearn containers ship pandas 1.x.
+_ISO_FORMAT: dict[str, str] = (
+    {"format": "ISO8601"} if int(pd.__version__.split(".", 1)[0]) >= 2 else {}
+)
+
+
+def to_utc(raw: pd.Series) -> pd.Series:
+    """Timestamps (UTC) from datetimes or ISO 8601 text; anything unparsable becomes NaT."""
     if pd.api.types.is_datetime64_any_dtype(raw.dtype):
         parsed = pd.to_datetime(raw, errors="coerce", utc=True)
     else:
@@ -187,7 +195,7 @@ def _to_utc(raw: pd.Series) -> pd.Series:
             pd.Series(text, index=raw.index, dtype=object),
             errors="coerce",
             utc=True,
-            format="ISO8601",
+            **_ISO_FORMAT,
         )
     return parsed.astype("datetime64[ns, UTC]")
 

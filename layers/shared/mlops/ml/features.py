@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
+from mlops.ml.cleaning import to_utc
+
 
 @dataclass(frozen=True)
 class FeatureSet:
@@ -32,7 +34,7 @@ def _posted_or_today(df: pd.DataFrame) -> pd.Series:
     # A listing priced now (a web-form row usually has no posted date) is as old as today makes it.
     today = pd.Timestamp(datetime.now(timezone.utc).date(), tz="UTC")
     if "posted_date" in df.columns:
-        posted = pd.to_datetime(df["posted_date"], errors="coerce", utc=True, format="ISO8601")
+        posted = to_utc(df["posted_date"])
     else:
         posted = pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns, UTC]")
     return posted.fillna(today)
