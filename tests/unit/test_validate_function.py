@@ -253,7 +253,7 @@ def test_an_object_over_the_invalid_share_is_rejected_and_quarantined_whole(
     report = lake_env.report(result)
     assert report["status"] == "rejected"
     assert "max_invalid_share" in report["reason"]
-    progress = lake_env.ledger_item(result["run_id"], "validate#parts")
+    progress = lake_env.ledger_item(result["run_id"])
     assert progress["failed_objects"] == {"used_cars/mostly-bad.jsonl.gz"}
 
 
@@ -316,7 +316,7 @@ def test_an_unreadable_object_is_quarantined_whole_with_a_report_and_not_retried
     kept = lake_env.s3.get_object(Bucket=QUARANTINE, Key=copy_key)["Body"].read()
     assert kept == body
     assert lake_env.report(result)["status"] == "unreadable"
-    progress = lake_env.ledger_item(result["run_id"], "validate#parts")
+    progress = lake_env.ledger_item(result["run_id"])
     assert progress["failed_objects"] == {key}
 
 
@@ -463,6 +463,7 @@ def test_a_run_is_validated_when_the_manifest_arrives_after_every_part(lake_env:
     for i, key in enumerate(keys):
         lake_env.invoke(lake_env.upload(key, jsonl_gz(cars(1 + 3 * i, 3))))
     assert lake_env.run_validated() == []
+    assert lake_env.ledger_item(RUN)["status"] == "STARTED"
 
     result = lake_env.invoke(
         lake_env.upload(lake.raw_manifest_key("used_cars", "2026-11-27", RUN), manifest(keys))
@@ -543,5 +544,5 @@ def test_a_broken_manifest_is_recorded_without_raising(lake_env: Lake) -> None:
     result = lake_env.invoke(lake_env.upload(key, b"{not json"))
 
     assert (result["outcome"], result["metric"]) == ("bad_manifest", "UnreadableObjects")
-    assert lake_env.ledger_item(RUN, "validate#parts")["failed_objects"] == {key}
+    assert lake_env.ledger_item(RUN)["failed_objects"] == {key}
     assert lake_env.run_validated() == []

@@ -1,21 +1,23 @@
 """Run completion: the call that validates a run's last object records it and emits "Run Validated".
 
-Progress lives in one ledger item per run (stage ``validate#parts``) updated atomically:
-each validated object ``ADD``s its key to a string set and stores its counts under an
-attribute of its own (so a redelivery overwrites instead of double counting); the manifest
-stores the list of expected parts. Each update returns the item as it now is, so whichever
-caller completes the set sees it, in any arrival order.
+Progress lives on the run's one ``validate`` ledger item, updated atomically: each object
+``ADD``s its key to the ``parts`` string set and stores its counts under its key in the
+``part_counts`` map (so a redelivery overwrites instead of double counting); the manifest
+stores the list of ``expected`` parts. Each update returns the item as it now is, so
+whichever caller completes the set sees it, in any arrival order. The item stays STARTED
+until the run is complete, then ``ledger.finish`` records SUCCEEDED with the run's counts.
 
 Exactly one "Run Validated": completing callers race on a conditional write of
 ``completion = pending`` with themselves as ``owner``; only the winner emits, then writes
-``completion = emitted``. If the emit fails the winner raises; its retry (the same object,
-so the same owner) may take the pending claim over and emit. Anyone else who finds a claim
-leaves it to its owner, so a slow owner and a duplicate can never both emit.
+``completion = emitted``. If the emit fails the winner raises; its retry (the same object
+version, so the same owner) may take the pending claim over and emit. Anyone else who finds a
+claim leaves it to its owner, so a slow owner and a duplicate never both emit. The one window
+left is a crash between PutEvents and recording it: the owner's retry then emits a second
+time (at-least-once; start_preparation's claim absorbs the duplicate).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -27,10 +29,10 @@ from mlops.clients import client, resource
 from mlops.observability import logger
 from mlops.settings import get_settings
 
-PROGRESS_STAGE = "validate#parts"
 STAGE = "validate"
 SOURCE = "mlops.pipeline"
 DETAIL_TYPE = "Run Validated"
+FAILED_OUTCOMES = ("unreadable", "rejected", "missing")
 _COUNTS = ("rows_in", "rows_valid", "rows_quarantined")
 
 
@@ -75,12 +77,40 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _counts_attr(key: str) -> str:
-    return "c_" + hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
 def _table() -> Any:
     return resource("dynamodb").Table(get_settings().require("ledger_table"))
+
+
+def _update(
+    run_id: str,
+    sets: list[str],
+    names: dict[str, str],
+    values: dict[str, Any],
+    adds: list[str] | None = None,
+) -> dict[str, Any]:
+    """One atomic update of the run's validate item; returns the item as it now is."""
+    sets = [
+        *sets,
+        "updated_at = :now",
+        "started_at = if_not_exists(started_at, :now)",
+        "#status = if_not_exists(#status, :started)",
+    ]
+    if not any(part.startswith("part_counts.") for part in sets):
+        # DynamoDB sets a path inside a map only once the map exists.
+        sets.append("part_counts = if_not_exists(part_counts, :nothing)")
+        values = values | {":nothing": {}}
+    expression = "SET " + ", ".join(sets) + (" ADD " + ", ".join(adds) if adds else "")
+    return _table().update_item(
+        Key={"run_id": run_id, "stage": STAGE},
+        UpdateExpression=expression,
+        ExpressionAttributeNames={"#status": "status", **names},
+        ExpressionAttributeValues={
+            ":now": _now(),
+            ":started": ledger.Status.STARTED.value,
+            **values,
+        },
+        ReturnValues="ALL_NEW",
+    )["Attributes"]
 
 
 def record_part(
@@ -98,24 +128,8 @@ def record_part(
     ``alone`` marks an object that is a run by itself (an upload outside a ``run_id=`` prefix):
     it is its own manifest. ``owner`` identifies this object version (for the emit claim).
     """
-    names = {"#c": _counts_attr(part.key)}
-    values: dict[str, Any] = {
-        ":k": {part.key},
-        ":c": part.model_dump(exclude_none=True),
-        ":ds": dataset,
-        ":d": ingest_date,
-        ":t": _now(),
-        ":s": ledger.Status.STARTED.value,
-    }
-    sets = [
-        "#c = :c",
-        "dataset = :ds",
-        "ingest_date = if_not_exists(ingest_date, :d)",
-        "updated_at = :t",
-        "started_at = if_not_exists(started_at, :t)",
-        "#st = if_not_exists(#st, :s)",
-    ]
-    names["#st"] = "status"
+    sets = ["dataset = :ds", "ingest_date = if_not_exists(ingest_date, :d)"]
+    values: dict[str, Any] = {":k": {part.key}, ":ds": dataset, ":d": ingest_date}
     adds = ["parts :k"]
     if contract_version is not None:
         sets.append("contract_version = :v")
@@ -123,60 +137,44 @@ def record_part(
     if alone:
         sets.append("expected = :e")
         values[":e"] = [part.key]
-    if part.outcome in ("unreadable", "rejected", "missing"):
-        # The ledger keeps every object that failed as a whole, for the run summary.
+    if part.outcome in FAILED_OUTCOMES:
+        # Objects that failed whole stay listed on the run, for the summary and the operator.
         adds.append("failed_objects :k")
-    item = _table().update_item(
-        Key={"run_id": run_id, "stage": PROGRESS_STAGE},
-        UpdateExpression="SET " + ", ".join(sets) + " ADD " + ", ".join(adds),
-        ExpressionAttributeNames=names,
-        ExpressionAttributeValues=values,
-        ReturnValues="ALL_NEW",
-    )["Attributes"]
+    _update(run_id, [], {}, {})  # creates the part_counts map the next update writes into
+    item = _update(
+        run_id,
+        [*sets, "part_counts.#part = :c"],
+        {"#part": part.key},
+        values | {":c": part.model_dump(exclude_none=True)},
+        adds,
+    )
     return _complete_if_ready(item, owner)
 
 
 def record_bad_manifest(run_id: str, dataset: str, manifest_key: str, reason: str) -> None:
-    """Keep a manifest that cannot be read on the run's ledger item (the run cannot complete)."""
-    _table().update_item(
-        Key={"run_id": run_id, "stage": PROGRESS_STAGE},
-        UpdateExpression=(
-            "SET dataset = :ds, bad_manifest = :r, updated_at = :t, "
-            "started_at = if_not_exists(started_at, :t), #st = if_not_exists(#st, :s) "
-            "ADD failed_objects :k"
-        ),
-        ExpressionAttributeNames={"#st": "status"},
-        ExpressionAttributeValues={
-            ":ds": dataset,
-            ":r": reason,
-            ":t": _now(),
-            ":s": ledger.Status.STARTED.value,
-            ":k": {manifest_key},
-        },
+    """Keep a manifest that cannot be read on the run's item (the run cannot complete)."""
+    _update(
+        run_id,
+        ["dataset = :ds", "bad_manifest = :r"],
+        {},
+        {":ds": dataset, ":r": reason, ":k": {manifest_key}},
+        ["failed_objects :k"],
     )
 
 
 def record_manifest(manifest: RawManifest, manifest_key: str, *, owner: str) -> Completion:
     """Record which parts a run has; complete it if every part was already validated."""
-    item = _table().update_item(
-        Key={"run_id": manifest.run_id, "stage": PROGRESS_STAGE},
-        UpdateExpression=(
-            "SET expected = :e, manifest_key = :m, manifest_complete = :mc, dataset = :ds, "
-            "updated_at = :t, started_at = if_not_exists(started_at, :t), "
-            "#st = if_not_exists(#st, :s)" + (", ingest_date = :d" if manifest.ingest_date else "")
-        ),
-        ExpressionAttributeNames={"#st": "status"},
-        ExpressionAttributeValues={
-            ":e": [p.key for p in manifest.parts],
-            ":m": manifest_key,
-            ":mc": manifest.complete,
-            ":ds": manifest.dataset,
-            ":t": _now(),
-            ":s": ledger.Status.STARTED.value,
-        }
-        | ({":d": manifest.ingest_date} if manifest.ingest_date else {}),
-        ReturnValues="ALL_NEW",
-    )["Attributes"]
+    sets = ["expected = :e", "manifest_key = :m", "manifest_complete = :mc", "dataset = :ds"]
+    values: dict[str, Any] = {
+        ":e": [p.key for p in manifest.parts],
+        ":m": manifest_key,
+        ":mc": manifest.complete,
+        ":ds": manifest.dataset,
+    }
+    if manifest.ingest_date:
+        sets.append("ingest_date = :d")
+        values[":d"] = manifest.ingest_date
+    item = _update(manifest.run_id, sets, {}, values)
     return _complete_if_ready(item, owner)
 
 
@@ -204,11 +202,9 @@ def _claim(run_id: str, owner: str) -> bool:
     table = _table()
     try:
         table.update_item(
-            Key={"run_id": run_id, "stage": PROGRESS_STAGE},
+            Key={"run_id": run_id, "stage": STAGE},
             UpdateExpression="SET completion = :p, #o = :o, claimed_at = :t",
-            ConditionExpression=(
-                "attribute_not_exists(completion) OR (completion = :p AND #o = :o)"
-            ),
+            ConditionExpression="attribute_not_exists(completion) OR (completion = :p AND #o = :o)",
             ExpressionAttributeNames={"#o": "owner"},
             ExpressionAttributeValues={":p": "pending", ":o": owner, ":t": _now()},
         )
@@ -220,12 +216,13 @@ def _claim(run_id: str, owner: str) -> bool:
 def run_totals(item: dict[str, Any], expected: set[str]) -> dict[str, int]:
     """Counts of a run summed over the stored outcome of each expected part."""
     totals = dict.fromkeys(("objects", *_COUNTS, "objects_failed"), 0)
+    counts = item.get("part_counts") or {}
     for key in expected:
-        part = item.get(_counts_attr(key)) or {}
+        part = counts.get(key) or {}
         totals["objects"] += 1
         for name in _COUNTS:
             totals[name] += int(part.get(name, 0))
-        totals["objects_failed"] += part.get("outcome") in ("unreadable", "rejected", "missing")
+        totals["objects_failed"] += part.get("outcome") in FAILED_OUTCOMES
     return totals
 
 
@@ -245,16 +242,6 @@ def _emit(item: dict[str, Any], expected: set[str]) -> None:
         "rows_quarantined": totals["rows_quarantined"],
         "objects": totals["objects"],
     }
-    reason = f"{len(failed)} object(s) rejected or unreadable" if failed else None
-    ledger_detail = {
-        "dataset": dataset,
-        "contract_version": item.get("contract_version"),
-        "validated_path": detail["validated_path"],
-        "failed_objects": failed,
-    }
-    ledger.finish(
-        run_id, STAGE, ledger.Status.SUCCEEDED, counts=totals, reason=reason, **ledger_detail
-    )
     client("s3").put_object(
         Bucket=settings.require("quarantine_bucket"),
         Key=lake.run_summary_key(dataset, run_id),
@@ -273,19 +260,16 @@ def _emit(item: dict[str, Any], expected: set[str]) -> None:
         ]
     )
     if response.get("FailedEntryCount"):
-        # Retryable: the claim stays pending under this owner, so the retry emits.
+        # Retryable: the claim stays pending under this owner, so its retry emits.
         raise RuntimeError(f"Run Validated for {run_id} not accepted: {response['Entries']}")
-    _table().update_item(
-        Key={"run_id": run_id, "stage": PROGRESS_STAGE},
-        UpdateExpression="SET completion = :e, emitted_at = :t, #st = :s",
-        ExpressionAttributeNames={"#st": "status"},
-        ExpressionAttributeValues={
-            ":e": "emitted",
-            ":t": _now(),
-            ":s": ledger.Status.SUCCEEDED.value,
-        },
-    )
     ledger.finish(
-        run_id, STAGE, ledger.Status.SUCCEEDED, event_id=response["Entries"][0]["EventId"]
+        run_id,
+        STAGE,
+        ledger.Status.SUCCEEDED,
+        counts=totals,
+        reason=f"{len(failed)} object(s) rejected or unreadable" if failed else None,
+        validated_path=detail["validated_path"],
+        event_id=response["Entries"][0]["EventId"],
+        completion="emitted",
     )
     logger.info("run validated", extra=detail)
