@@ -215,6 +215,8 @@ def test_an_unreachable_start_url_fails_the_run_and_lands_nothing(lake: Any) -> 
     assert keys(lake) == []
     (item,) = ledger.stages(RUN)
     assert item["status"] == "FAILED" and "unreachable" in item["reason"]
+    assert (item["counts"]["records"], item["counts"]["parts"]) == (0, 0)
+    assert item["dataset"] == "used_cars"
 
 
 def test_parts_are_bounded_and_the_manifest_counts_match_them(lake: Any, site: Any) -> None:

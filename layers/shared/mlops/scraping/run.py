@@ -69,6 +69,7 @@ def run_scrape(
     started = datetime.now(timezone.utc)
     ledger.start(request.run_id, STAGE)
     stats = CrawlStats()
+    known: dict[str, str] = {}  # ledger detail learnt before a failure
     deadline = (
         time.monotonic() + request.time_budget_seconds if request.time_budget_seconds else None
     )
@@ -76,6 +77,7 @@ def run_scrape(
         spec = load_spec(request.spec_uri or settings.site_spec_uri or DEFAULT_SPEC_URI)
         dataset = request.dataset or spec.dataset
         source = request.start_url or spec.start_url
+        known.update(dataset=dataset, source=source)
         ingest_date = started.date().isoformat()
         buffer = PartBuffer(request.part_max_records, request.part_max_bytes)
         politeness = (
@@ -125,12 +127,15 @@ def run_scrape(
             bucket, dataset, ingest_date, request.run_id, buffer.parts, manifest
         )
     except Exception as error:
+        # Nothing landed: records extracted before the failure are reported as discarded.
+        counts = _counts(stats, parts=0) | {"records": 0, "records_discarded": stats.records}
         ledger.finish(
             request.run_id,
             STAGE,
             Status.FAILED,
-            counts=_counts(stats, parts=0),
+            counts=counts,
             reason=f"{type(error).__name__}: {error}",
+            **known,
         )
         raise
     ledger.finish(
