@@ -159,21 +159,38 @@ class ModelServerError(RuntimeError):
     """A model could not be loaded or served."""
 
 
+_connections = threading.local()
+
+
+def _connection(port: int, timeout: float) -> http.client.HTTPConnection:
+    """A kept-alive connection to a worker, one per runtime thread (threads serve one client)."""
+    pool: dict[int, http.client.HTTPConnection] = _connections.__dict__.setdefault("pool", {})
+    if port not in pool:
+        pool[port] = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    return pool[port]
+
+
 def _call_worker(
     port: int, body: bytes, content_type: str, accept: str, timeout: float = 60.0
 ) -> tuple[int, bytes, str]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request(
-            "POST",
-            "/invocations",
-            body=body,
-            headers={"Content-Type": content_type, "Accept": accept},
-        )
-        response = connection.getresponse()
-        return response.status, response.read(), response.getheader("Content-Type", accept)
-    finally:
-        connection.close()
+    headers = {"Content-Type": content_type, "Accept": accept}
+    for attempt in (1, 2):
+        connection = _connection(port, timeout)
+        try:
+            connection.request("POST", "/invocations", body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.read(), response.getheader("Content-Type", accept)
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # The worker closed an idle kept-alive connection: reconnect once.
+            connection.close()
+            _connections.pool.pop(port, None)
+            if attempt == 2:
+                raise
+        except Exception:
+            connection.close()
+            _connections.pool.pop(port, None)
+            raise
+    raise AssertionError("unreachable")
 
 
 def _tail(path: Path, lines: int = 15) -> str:
