@@ -36,7 +36,7 @@ def _matches(document: Any, selector: Selector) -> list[Any]:
 
 
 def _text(match: Any, attribute: str | None) -> str | None:
-    if isinstance(match, str):  # an XPath that selects text() or @attr
+    if not hasattr(match, "text_content"):  # an XPath selecting text(), @attr or a number
         return str(match)
     if attribute is not None:
         return match.get(attribute)

@@ -54,7 +54,6 @@ class Fetcher:
         self.politeness_delay = politeness_delay
         self.requests_made = 0
         self.retries = 0
-        self.waits: list[float] = []
         self._sleep = sleep
         self._last_request: float | None = None
         self._robots: dict[str, RobotFileParser] = {}
@@ -91,9 +90,9 @@ class Fetcher:
                 robots.parse(answer.content.decode("utf-8", errors="replace").splitlines())
             elif answer.status in (401, 403):
                 robots.disallow_all = True
-            elif answer.status >= 500:
-                # RFC 9309: an unreachable robots.txt means the whole site is off limits.
-                robots.disallow_all = True
+            elif answer.status in RETRY_STATUSES or answer.status >= 500:
+                # RFC 9309: while robots.txt is unreachable the whole site is off limits.
+                raise FetchError(f"{site}/robots.txt answered HTTP {answer.status} after retries")
             else:
                 robots.allow_all = True
             delay = robots.crawl_delay(self.user_agent)
@@ -133,18 +132,16 @@ class Fetcher:
                 logger.debug("retrying", extra={"url": url, "status": answer.status_code})
             attempt += 1
             self.retries += 1
-            self.waits.append(delay)
             if delay > 0:
                 self._sleep(delay)
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
         """Seconds to wait before the next attempt: the server's Retry-After if it gave one."""
-        cap = self.policy.backoff_max_seconds
         if retry_after is not None:
             seconds = _retry_after_seconds(retry_after)
             if seconds is not None:
-                return min(seconds, cap)
-        return min(self.policy.backoff_seconds * 2**attempt, cap)
+                return min(seconds, self.policy.retry_after_max_seconds)
+        return min(self.policy.backoff_seconds * 2**attempt, self.policy.backoff_max_seconds)
 
 
 def _retry_after_seconds(value: str) -> float | None:

@@ -96,7 +96,7 @@ def run_scrape(
                 deadline=deadline,
             ):
                 buffer.add(record)
-            requests_made = fetcher.requests_made
+            requests_made, retries = fetcher.requests_made, fetcher.retries
         buffer.seal()
         if stats.records == 0:
             raise ScrapeError(
@@ -117,6 +117,7 @@ def run_scrape(
             "disallowed_links": stats.disallowed_links,
             "capped_by": stats.capped_by,
             "requests": requests_made,
+            "retries": retries,
             "started_at": started.isoformat(timespec="seconds"),
             "finished_at": finished.isoformat(timespec="seconds"),
             "duration_seconds": round((finished - started).total_seconds(), 3),

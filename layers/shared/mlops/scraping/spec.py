@@ -77,6 +77,8 @@ class HttpPolicy(BaseModel):
     max_retries: int = Field(default=5, ge=0)
     backoff_seconds: float = Field(default=0.2, ge=0)
     backoff_max_seconds: float = Field(default=10.0, ge=0)
+    # A server's Retry-After is obeyed up to this long (it is not capped by backoff_max).
+    retry_after_max_seconds: float = Field(default=60.0, ge=0)
 
 
 class SiteSpec(BaseModel):
