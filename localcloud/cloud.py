@@ -142,6 +142,9 @@ def rate_seconds(expression: str) -> float | None:
 class LocalCloud:
     """One running local cloud. Use as a context manager, or call start() and stop()."""
 
+    # It knows about running handlers and executor work, not only queued events.
+    sees_inflight_work = True
+
     def __init__(
         self,
         project_root: Path = PROJECT_ROOT,

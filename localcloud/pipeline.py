@@ -3,6 +3,7 @@ ledger as it progresses, decide when it is over, and summarise it."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -47,12 +48,26 @@ class RunOutcome:
         return [s for s in self.stages if s.status == "STARTED"]
 
     @property
+    def missing(self) -> tuple[str, str] | None:
+        """A stage that succeeded while the stage it should trigger never recorded anything."""
+        by_stage = {s.stage: s for s in self.stages}
+        for stage, successor in itertools.pairwise(STAGE_ORDER):
+            item = by_stage.get(stage)
+            if item is None or item.status != "SUCCEEDED" or successor in by_stage:
+                continue
+            if stage == "evaluate" and item.detail.get("decision") != "Approved":
+                continue
+            return stage, successor
+        return None
+
+    @property
     def ok(self) -> bool:
         return (
             self.finished == "quiescent"
             and bool(self.stages)
             and not self.failed
             and not self.stuck
+            and self.missing is None
             and self.run_id not in (None, "unknown")
         )
 
@@ -112,7 +127,11 @@ def follow(
             if seen.get(key) != marker and (key not in since or item.is_dlq):
                 seen[key] = marker
                 echo(item.line())
-        quiet = target.is_quiescent() and not any(i.status == "STARTED" for i in mine)
+        # A remote cloud cannot show its in-flight work: an open stage stands in for it.
+        quiet = target.is_quiescent() and (
+            getattr(target, "sees_inflight_work", False)
+            or not any(i.status == "STARTED" for i in mine)
+        )
         calm = calm + 1 if quiet else 0
         if calm >= calm_cycles:
             finished = "quiescent"
@@ -204,6 +223,12 @@ def _failure(outcome: RunOutcome) -> dict[str, Any]:
     if outcome.stuck:
         first = _ordered(outcome.stuck)[0]
         return {"stage": first.stage, "reason": f"still {first.status} when the run went quiet"}
+    if outcome.missing:
+        done, successor = outcome.missing
+        return {
+            "stage": successor,
+            "reason": f"{done} succeeded but {successor} never recorded anything for this run",
+        }
     if outcome.finished == "timeout":
         return {"stage": None, "reason": f"timed out after {outcome.seconds:.0f}s"}
     return {"stage": None, "reason": "no stage recorded anything for this run"}
