@@ -148,6 +148,18 @@ def test_retry_after_of_a_429_is_honoured(lake: Any) -> None:
     assert sleeps.count(2.0) == throttled
 
 
+def test_503_answers_back_off_exponentially_from_the_spec_backoff(lake: Any) -> None:
+    sleeps = Sleeps()
+    with demosite.serve(listings=30, seed=7, flaky=0.5, retry_after=2) as flaky:
+        scrape(flaky, sleep=sleeps)
+        unavailable = sum(1 for _, status in flaky.request_log if status == 503)
+
+    backoffs = [seconds for seconds in sleeps if seconds != 2.0]
+    assert len(backoffs) == unavailable > 0
+    # the demo spec's backoff is 0.2 s, doubled per attempt on the same URL
+    assert set(backoffs) <= {0.2, 0.4} and 0.4 in backoffs
+
+
 def test_politeness_delay_spaces_out_requests(lake: Any, site: Any) -> None:
     sleeps = Sleeps()
 
