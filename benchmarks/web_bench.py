@@ -4,9 +4,11 @@ the same SageMaker runtime, measured in the same run: the difference is what the
 Three tiers, each timed over the same rows:
 
 - ``invoke_endpoint``: boto3 ``sagemaker-runtime`` straight to the runtime server (baseline);
-- ``handler``: ``cloud.invoke("WebFunction", event)``: the web function in-process (contract
-  check, endpoint description cache, InvokeEndpoint, answer checks) plus the local cloud's
-  per-invocation plumbing;
+- ``handler_warm``: the web function's handler called in-process with its template
+  environment and warm boto3 clients, as on a warm Lambda container (contract check, cached
+  endpoint description, InvokeEndpoint, answer checks): the web code's own cost;
+- ``handler``: ``cloud.invoke("WebFunction", event)``: the same plus the local cloud's
+  per-invocation plumbing (it forgets cached boto3 clients on every invocation);
 - ``http_api``: a real HTTP request to the local HTTP API (event mapping + the tier above).
 
 By default the runtime is the local cloud's real endpoint executor serving a small model
@@ -141,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     import boto3
     import requests
 
+    from functions.web.app import lambda_handler
     from localcloud.cloud import LocalCloud
+    from localcloud.runtime import LambdaContext, environment
     from mlops import naming
 
     logging.disable(logging.WARNING)
@@ -179,12 +183,26 @@ def main(argv: list[str] | None = None) -> int:
                     result = cloud.invoke("WebFunction", event)
                     assert result["statusCode"] == 200, result
 
+                spec = cloud.function("WebFunction")
+                context = LambdaContext(spec, cloud.region)
+                web_env = cloud.function_environment(spec)
+
+                def handler_warm() -> None:
+                    with environment(web_env, set()):
+                        result = lambda_handler(event, context)
+                    assert result["statusCode"] == 200, result
+
                 def http() -> None:
                     response = session.post(url, json=ROW, timeout=30)
                     assert response.status_code == 200, response.text
 
                 tiers = timed(
-                    {"invoke_endpoint": direct, "handler": handler, "http_api": http},
+                    {
+                        "invoke_endpoint": direct,
+                        "handler_warm": handler_warm,
+                        "handler": handler,
+                        "http_api": http,
+                    },
                     args.requests,
                     args.warmup,
                 )
