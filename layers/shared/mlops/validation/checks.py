@@ -296,9 +296,11 @@ def _labels(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
         # Codes into the distinct labels: no per-row string copies. Aliases can make two
         # distinct raw values one label, so the categories are the unique labels.
         labels, label_codes = np.unique(text.fillna("").to_numpy(dtype=object), return_inverse=True)
-        row_codes = np.where(codes >= 0, label_codes.ravel()[np.maximum(codes, 0)], -1)
+        row_codes = np.append(label_codes.ravel(), -1)[codes]
         values = pd.Series(
-            pd.Categorical.from_codes(row_codes, categories=pd.Index(labels, dtype="string"))
+            pd.Categorical.from_codes(
+                row_codes, categories=pd.Index(labels, dtype="string"), validate=False
+            )
         )
 
     allowed = None
@@ -353,9 +355,8 @@ def _take(table: Any, codes: np.ndarray) -> pd.Series:
 
 def _per_row(unique_flags: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Spread a flag per distinct value to every row holding it (nulls are never flagged)."""
-    if len(unique_flags) == 0:
-        return np.zeros(len(codes), dtype=bool)
-    return np.where(codes >= 0, unique_flags[np.maximum(codes, 0)], False)
+    # A trailing False is what code -1 (null) picks: one gather, no masking pass.
+    return np.append(unique_flags, False)[codes]
 
 
 def _out_of_range(values: pd.Series, spec: ColumnSpec) -> np.ndarray:
