@@ -25,9 +25,7 @@ def test_the_same_seed_generates_the_same_catalogue_and_another_seed_a_different
     assert first.listings != other.listings
 
 
-def test_listings_carry_the_dataset_columns_with_values_inside_the_contract_ranges() -> (
-    None
-):
+def test_listings_carry_the_dataset_columns_with_values_inside_the_contract_ranges() -> None:
     catalogue = demosite.Catalogue.generate(listings=500, seed=7)
 
     for listing in catalogue.listings:
