@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import copy
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from samtranslator.translator.transform import transform
 
+from localcloud.template import Resolver, Template
 from mlops import naming
 
 ROOT = Path(__file__).resolve().parents[2]
-TAGS = ["Ref", "Sub", "GetAtt", "Join", "Split", "If", "Equals", "Not", "Select", "FindInMap"]
 
 # Which events each function subscribes to: (source, detail-type) of its EventBridge rules.
 EXPECTED_SUBSCRIPTIONS = {
@@ -33,50 +30,20 @@ READ_VERBS = ("Get", "List", "Describe", "Head", "BatchGet", "Query", "Scan")
 UNSCOPABLE = {"cloudwatch:PutMetricData", "ecr:GetAuthorizationToken"}
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML loader that keeps CloudFormation short-form intrinsics as their long form."""
-
-
-def _intrinsic(tag: str) -> Any:
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
-        key = "Ref" if tag == "Ref" else f"Fn::{tag}"
-        if isinstance(node, yaml.ScalarNode):
-            value: Any = loader.construct_scalar(node)
-            if tag == "GetAtt":
-                value = value.split(".", 1)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_mapping(node, deep=True)
-        return {key: value}
-
-    return construct
-
-
-for _tag in TAGS:
-    _Loader.add_constructor(f"!{_tag}", _intrinsic(_tag))
-
-
-class _NoManagedPolicies:
-    def load(self) -> dict[str, str]:
-        return {}
+@pytest.fixture(scope="module")
+def template() -> Template:
+    """The template as `sam deploy --config-env dev` resolves and translates it."""
+    return Template.load(ROOT)
 
 
 @pytest.fixture(scope="module")
-def source() -> dict[str, Any]:
-    return yaml.load((ROOT / "template.yaml").read_text(), Loader=_Loader)
+def source(template: Template) -> dict[str, Any]:
+    return template.sam
 
 
 @pytest.fixture(scope="module")
-def translated(source: dict[str, Any]) -> dict[str, Any]:
-    template = copy.deepcopy(source)
-    # `sam package` replaces local code paths with S3 URIs before the transform runs.
-    for logical_id, resource in template["Resources"].items():
-        props = resource.get("Properties", {})
-        for key in ("CodeUri", "ContentUri"):
-            if key in props:
-                props[key] = f"s3://packaged/{logical_id}.zip"
-    return transform(template, {}, _NoManagedPolicies())
+def translated(template: Template) -> dict[str, Any]:
+    return template.cfn
 
 
 def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -258,36 +225,15 @@ def test_scraper_crawls_one_at_a_time_with_room_for_a_long_crawl(source: dict[st
     assert scrape["Timeout"] >= 300
 
 
-def _resolve_name(value: Any, parameters: dict[str, str]) -> str:
-    """Evaluate the Ref/Join/Split expressions the template uses for SageMaker names."""
-    if isinstance(value, str):
-        return value
-    if "Ref" in value:
-        return parameters[value["Ref"]]
-    if "Fn::Join" in value:
-        sep, parts = value["Fn::Join"]
-        if isinstance(parts, dict):  # a Split yields the list to join
-            parts = _resolve_name(parts, parameters)
-        items: list[str] = []
-        for part in parts:
-            resolved = _resolve_name(part, parameters)
-            items.extend(resolved if isinstance(resolved, list) else [resolved])
-        return sep.join(items)
-    if "Fn::Split" in value:
-        sep, text = value["Fn::Split"]
-        return _resolve_name(text, parameters).split(sep)  # type: ignore[return-value]
-    raise AssertionError(f"unexpected expression {value}")
-
-
 def test_sagemaker_names_in_the_template_match_the_names_the_code_derives(
-    source: dict[str, Any],
+    template: Template,
 ) -> None:
-    parameters = {k: str(v.get("Default", "")) for k, v in source["Parameters"].items()}
-    dataset, stage = parameters["DatasetName"], parameters["Stage"]
-    group = source["Resources"]["ModelPackageGroup"]["Properties"]["ModelPackageGroupName"]
-    endpoint = source["Outputs"]["EndpointName"]["Value"]
-    assert _resolve_name(group, parameters) == naming.model_package_group(dataset, stage)
-    assert _resolve_name(endpoint, parameters) == naming.endpoint_name(dataset, stage)
+    resolve = Resolver(template, refs={}, attributes={}, conditions=template.conditions).resolve
+    dataset, stage = template.parameters["DatasetName"], template.parameters["Stage"]
+    group = template.sam["Resources"]["ModelPackageGroup"]["Properties"]["ModelPackageGroupName"]
+    endpoint = template.sam["Outputs"]["EndpointName"]["Value"]
+    assert resolve(group) == naming.model_package_group(dataset, stage)
+    assert resolve(endpoint) == naming.endpoint_name(dataset, stage)
 
 
 def test_outputs_reference_declared_resources(translated: dict[str, Any]) -> None:
