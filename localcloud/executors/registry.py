@@ -107,7 +107,7 @@ class ModelRegistryEvents:
     def _later(self, arn: str) -> None:
         # Emitted off the request thread: the event's PutEvents must not re-enter moto mid-call.
         assert self.cloud is not None
-        self.cloud.submit(self._emit, arn, name=f"model-package-event:{arn.rsplit('/', 2)[-2:]}")
+        self.cloud.submit(self._emit, arn, name=f"model-package-event:{arn}")
 
     def _wrap_create(self, original: Callable[..., str]) -> Callable[..., str]:
         def create_model_package(**kwargs: Any) -> str:

@@ -277,3 +277,51 @@ def test_a_repeated_failure_event_notifies_once(cloud, event, lambda_context) ->
     deploy(event("endpoint_failed"), lambda_context)
     deploy(event("endpoint_failed"), lambda_context)
     assert len(notifications(cloud)) == 1
+
+
+def set_endpoint_status(status: str) -> None:
+    """Hold the endpoint mid-transition (moto's endpoints are in service at once)."""
+    from moto.backends import get_backend
+
+    get_backend("sagemaker")["123456789012"]["us-east-1"].endpoints[
+        ENDPOINT
+    ].endpoint_status = status
+
+
+def test_an_in_service_event_that_arrives_during_a_newer_update_is_ignored(
+    cloud, event, lambda_context
+) -> None:
+    # given v1's creation event still in flight while v2's update runs
+    register(cloud, 1)
+    deploy(event("model_package_approved"), lambda_context)
+    arn = register(cloud, 2)
+    deploy(package_event(event, "model_package_approved", 2, arn), lambda_context)
+    set_endpoint_status("Updating")
+    # when the stale IN_SERVICE arrives
+    result = deploy(event("endpoint_in_service"), lambda_context)
+    # then nothing is concluded about v2 yet
+    assert result["outcome"] == "Ignored"
+    assert deploy_stage(2)["status"] == "STARTED"
+
+
+def test_a_redelivered_approval_during_its_own_rollout_is_not_an_error(
+    cloud, event, lambda_context
+) -> None:
+    register(cloud, 1)
+    deploy(event("model_package_approved"), lambda_context)
+    set_endpoint_status("Creating")
+    result = deploy(event("model_package_approved"), lambda_context)
+    assert result["outcome"] == "Deploying"
+
+
+def test_approving_another_version_while_the_endpoint_updates_raises_for_a_retry(
+    cloud, event, lambda_context
+) -> None:
+    from mlops.deployment import EndpointBusy
+
+    register(cloud, 1)
+    deploy(event("model_package_approved"), lambda_context)
+    set_endpoint_status("Updating")
+    arn = register(cloud, 2)
+    with pytest.raises(EndpointBusy):
+        deploy(package_event(event, "model_package_approved", 2, arn), lambda_context)

@@ -25,6 +25,7 @@ INTENT_CONFIG, INTENT_RUN, INTENT_VERSION = "mlops:config", "mlops:run_id", "mlo
 # Instance-backed (prod) endpoints scale on invocations per instance within these bounds.
 MIN_INSTANCES, MAX_INSTANCES, INVOCATIONS_PER_INSTANCE = 1, 4, 100.0
 _VERSION_SUFFIX = re.compile(r"-v(\d+)$")
+_IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 
 
 class EndpointBusy(RuntimeError):
@@ -233,6 +234,16 @@ def deploy_model_package(detail: ModelPackageStateDetail) -> DeployOutcome:
             model_package_version=version,
         )
     if current.get("EndpointStatus") != "InService":
+        if _intent(current).get(INTENT_CONFIG) == config:
+            # A redelivery while this very deployment is still rolling out.
+            return DeployOutcome(
+                outcome="Deploying",
+                run_id=run_id,
+                endpoint_name=endpoint,
+                endpoint_config_name=config,
+                model_package_version=version,
+                reason=f"already {current.get('EndpointStatus')}",
+            )
         raise EndpointBusy(f"endpoint {endpoint} is {current.get('EndpointStatus')}; retry later")
     sagemaker.add_tags(ResourceArn=current["EndpointArn"], Tags=intent)
     sagemaker.update_endpoint(
@@ -250,6 +261,12 @@ def deploy_model_package(detail: ModelPackageStateDetail) -> DeployOutcome:
         endpoint_config_name=config,
         model_package_version=version,
     )
+
+
+def _intent(endpoint: dict[str, Any]) -> dict[str, str]:
+    """The endpoint's tags (the deploy intent among them); the last value of a key wins."""
+    tags = client("sagemaker").list_tags(ResourceArn=endpoint["EndpointArn"])["Tags"]
+    return {t["Key"]: t["Value"] for t in tags}
 
 
 def _served_version(config_name: str) -> int | None:
@@ -309,16 +326,19 @@ def _fail(run_id: str, reason: str, record: dict[str, Any], subject: str) -> Non
 def verify_endpoint(detail: EndpointStateDetail) -> DeployOutcome:
     """Check that the endpoint serves the version the deploy stage intended, and record it."""
     settings = get_settings()
-    sagemaker = client("sagemaker")
     endpoint = _describe_endpoint(detail.EndpointName)
     if endpoint is None:
         return DeployOutcome(
             outcome="Ignored", endpoint_name=detail.EndpointName, reason="endpoint no longer exists"
         )
-    tags = {
-        t["Key"]: t["Value"]
-        for t in sagemaker.list_tags(ResourceArn=endpoint["EndpointArn"])["Tags"]
-    }
+    if endpoint.get("EndpointStatus") in _IN_PROGRESS:
+        # An older transition's event: the endpoint has moved on; its own event will follow.
+        return DeployOutcome(
+            outcome="Ignored",
+            endpoint_name=detail.EndpointName,
+            reason=f"stale event; endpoint is {endpoint['EndpointStatus']}",
+        )
+    tags = _intent(endpoint)
     intended, run_id = tags.get(INTENT_CONFIG), tags.get(INTENT_RUN)
     if not intended or not run_id:
         return DeployOutcome(

@@ -81,6 +81,7 @@ class EvaluationOutcome(BaseModel):
         "TrainingFailed",
         "InvalidEvaluation",
         "Duplicate",
+        "Ignored",
     ]
     model_package_arn: str | None = None
     model_package_version: int | None = None
@@ -289,7 +290,7 @@ def evaluate_training_job(job: TrainingJobDetail) -> EvaluationOutcome:
         return EvaluationOutcome(
             run_id=run_id,
             dataset=dataset,
-            outcome="Duplicate",
+            outcome="Ignored",
             reason=f"status {job.TrainingJobStatus}",
         )
 
