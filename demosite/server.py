@@ -38,6 +38,9 @@ class DemoSite:
         self.retry_after = retry_after
         self.broken = frozenset(broken)
         self.request_log: list[tuple[str, int]] = []
+        # Who asked, and over how many TCP connections (keep-alive clients reuse one).
+        self.user_agents: Counter[str] = Counter()
+        self.connections = 0
         self._attempts: Counter[str] = Counter()
         self._failures: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -97,9 +100,14 @@ class DemoSite:
             self._failures[path] += 1
         return HTTPStatus.TOO_MANY_REQUESTS if digest[4] % 2 else HTTPStatus.SERVICE_UNAVAILABLE
 
-    def record(self, path: str, status: int) -> None:
+    def record(self, path: str, status: int, user_agent: str) -> None:
         with self._lock:
             self.request_log.append((path, status))
+            self.user_agents[user_agent] += 1
+
+    def count_connection(self) -> None:
+        with self._lock:
+            self.connections += 1
 
     def respond(self, path: str) -> tuple[int, dict[str, str], bytes]:
         """Status, headers and body for a GET of ``path`` (a path plus query string)."""
@@ -135,9 +143,13 @@ def _handler_for(site: DemoSite) -> type[BaseHTTPRequestHandler]:
         disable_nagle_algorithm = True
         server_version = "DemoCars/1.0"
 
+        def setup(self) -> None:
+            super().setup()
+            site.count_connection()
+
         def do_GET(self) -> None:
             status, headers, body = site.respond(self.path)
-            site.record(self.path, int(status))
+            site.record(self.path, int(status), self.headers.get("User-Agent", ""))
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)

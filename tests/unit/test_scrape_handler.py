@@ -149,3 +149,19 @@ def test_an_unknown_override_is_rejected_and_counted_before_any_run_starts(
 
     assert emitted_metrics(capsys.readouterr().out)["InvalidEvents"] == 1
     assert ledger.latest_runs() == []
+
+
+def test_the_crawl_stops_in_time_to_land_before_the_lambda_timeout(
+    lake: Any, site: Any, event: Any, lambda_context: Any
+) -> None:
+    class NearlyOutOfTime(type(lambda_context)):
+        def get_remaining_time_in_millis(self) -> int:
+            return int((app.LANDING_MARGIN_SECONDS + 1.0) * 1000)
+
+    slow = scheduled(event, start_url=site.start_url, politeness_delay_seconds=0.1)
+
+    summary = app.lambda_handler(slow, NearlyOutOfTime())
+
+    manifest = json.loads(lake.get_object(Bucket=RAW, Key=summary["manifest_key"])["Body"].read())
+    assert manifest["capped_by"] == "time_budget"
+    assert 0 < summary["records"] < 40

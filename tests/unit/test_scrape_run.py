@@ -120,6 +120,14 @@ def test_pages_disallowed_by_robots_are_never_requested(lake: Any, site: Any) ->
     assert manifest_of(lake, result.manifest_key)["disallowed_links"] >= 1
 
 
+def test_the_crawl_reuses_one_connection_and_names_itself_honestly(lake: Any, site: Any) -> None:
+    scrape(site)
+
+    assert site.connections == 1
+    (agent,) = site.user_agents
+    assert agent.startswith("serverless-mlops-scraper/") and "(+http" in agent
+
+
 def test_a_listing_linked_from_two_index_pages_is_fetched_once(lake: Any, site: Any) -> None:
     result = scrape(site)
 
