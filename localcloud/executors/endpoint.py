@@ -311,6 +311,7 @@ class EndpointExecutor:
     _patches: list[_Patch] = field(default_factory=list)
     _undo_update: Callable[[], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     # -- lifecycle
     def start(self, cloud: CloudServices) -> None:
@@ -335,6 +336,7 @@ class EndpointExecutor:
         log.info("SageMaker runtime listening on %s", self.url)
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -431,8 +433,8 @@ class EndpointExecutor:
             self._touch(endpoint)
             self._emit(endpoint, "FAILED")
             return
-        with self._lock:
-            self._routes[endpoint.endpoint_name] = deployment
+        if not self._route(endpoint.endpoint_name, deployment):
+            return
         endpoint.endpoint_status = "InService"
         endpoint.failure_reason = None
         self._touch(endpoint)
@@ -455,9 +457,9 @@ class EndpointExecutor:
             self._touch(endpoint)
             self._emit(endpoint, "IN_SERVICE")
             return
-        with self._lock:
-            previous = self._routes.get(endpoint.endpoint_name)
-            self._routes[endpoint.endpoint_name] = deployment
+        previous = self.live(endpoint.endpoint_name)
+        if not self._route(endpoint.endpoint_name, deployment):
+            return
         endpoint.endpoint_config_name = config["EndpointConfigName"]
         endpoint.production_variants = endpoint._process_production_variants(
             config["ProductionVariants"]
@@ -468,6 +470,15 @@ class EndpointExecutor:
         if previous is not None:
             previous.stop()
         self._emit(endpoint, "IN_SERVICE")
+
+    def _route(self, endpoint: str, deployment: Deployment) -> bool:
+        """Route the endpoint to ``deployment``; once stopping, stop it instead and say False."""
+        with self._lock:
+            if not self._stopping.is_set():
+                self._routes[endpoint] = deployment
+                return True
+        deployment.stop()
+        return False
 
     def _canary(self, endpoint: str, deployment: Deployment) -> None:
         """Replay recent good requests on every new variant; any error fails the update."""
@@ -513,6 +524,7 @@ class EndpointExecutor:
         code_dir = _code_dir(s3, env.get("SAGEMAKER_SUBMIT_DIRECTORY", ""), model_dir, root)
         program = env.get("SAGEMAKER_PROGRAM", "inference.py")
         log_path = root / "worker.log"
+        log_file = log_path.open("wb")
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -523,12 +535,13 @@ class EndpointExecutor:
                 program,
             ],
             stdout=subprocess.PIPE,
-            stderr=log_path.open("wb"),
+            stderr=log_file,
             env=self.cloud.subprocess_env()
             | {k: str(v) for k, v in env.items()}
             | {"SM_MODEL_DIR": str(model_dir), "PYTHONUNBUFFERED": "1"},
             cwd=str(root),
         )
+        log_file.close()  # the worker holds its own descriptor
         port = _await_ready(process, log_path)
         weight = float(variant.get("InitialVariantWeight", 1.0))
         return Worker(variant["VariantName"], weight, process, port, log_path)
