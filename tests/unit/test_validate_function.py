@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import gzip
+import io
 import json
 import threading
 from collections.abc import Iterator
@@ -264,6 +265,7 @@ def test_a_user_csv_upload_is_a_run_of_its_own_with_formatted_numbers_normalised
         "listing_id,make,model,year,mileage,fuel,transmission,engine_size,body,posted_date,price\n"
         'L000001,VW,Golf,2018,"41,200",Petrol,Manual,1.4,Hatchback,2026-10-01,"$14,900"\n'
         "L000002,Mercedes,C-Class,2019,30000,Diesel,Automatic,2.0,Sedan,2026-10-02,28000\n"
+        "L000003,Kia,Ceed,2020,,Petrol,,1.4, ,,17500\n"
     )
     event = lake_env.upload("used_cars/cars.csv", csv.encode())
 
@@ -272,16 +274,27 @@ def test_a_user_csv_upload_is_a_run_of_its_own_with_formatted_numbers_normalised
     assert result["run_id"].startswith("upload-")
     assert (result["outcome"], result["rows_valid"], result["run_emitted"]) == (
         "validated",
-        2,
+        3,
         True,
     )
     rows = lake_env.validated_rows().set_index("listing_id")
     assert rows.loc["L000001", "make"] == "volkswagen"
     assert rows.loc["L000001", "price"] == 14900.0
     assert rows.loc["L000001", "mileage"] == 41200
+    assert rows.loc["L000003", ["mileage", "transmission", "body", "posted_date"]].isna().all()
     [emitted] = lake_env.run_validated()
     assert emitted["detail"]["run_id"] == result["run_id"]
-    assert emitted["detail"]["rows_valid"] == 2
+    assert emitted["detail"]["rows_valid"] == 3
+
+
+def test_a_user_parquet_upload_is_validated(lake_env: Lake) -> None:
+    buffer = io.BytesIO()
+    pd.DataFrame(cars(1, 4)).to_parquet(buffer)
+
+    result = lake_env.invoke(lake_env.upload("used_cars/cars.parquet", buffer.getvalue()))
+
+    assert (result["outcome"], result["rows_valid"]) == ("validated", 4)
+    assert len(lake_env.validated_rows()) == 4
 
 
 # ---------------------------------------------------------------- unreadable objects
