@@ -131,6 +131,7 @@ def _up(args: argparse.Namespace) -> int:
                 "resources": cloud.resources,
                 "parameters": cloud.parameters,
                 "rules": cloud.rule_queues(),
+                "service_endpoints": cloud.service_endpoints,
                 "http_api_url": cloud.http_api_url,
                 "demo_site_url": site.url,
                 "noise_sigma": site.catalogue.noise_sigma,
@@ -157,6 +158,8 @@ def _print_up(cloud: LocalCloud, site_url: str, schedules: list[str], log_dir: P
     _echo(f"Demo site: {site_url}")
     _echo(f"Web app:   {cloud.http_api_url or 'not available yet'}")
     _echo(f"Schedules: {', '.join(schedules) or 'disabled (fire one with: mlops local run)'}")
+    for env_var, url in cloud.service_endpoints.items():
+        _echo(f"  {env_var}={url}")
     _echo(f"Function logs: {log_dir}")
     _echo("Ctrl-C to stop.")
 
@@ -299,7 +302,11 @@ def _model_command(args: argparse.Namespace) -> int:
         _echo(f"mlops {args.command}: not available yet")
         return 1
     argument = json.loads(args.payload) if args.command == "predict" else args.version
-    result = command(RemoteCloud(state), argument)
+    try:
+        result = command(RemoteCloud(state), argument)
+    except Exception as exc:  # the command's own message says what is wrong
+        _echo(f"mlops {args.command} failed: {type(exc).__name__}: {exc}")
+        return 1
     if result is not None:
         print(json.dumps(result, indent=2, default=str) if not isinstance(result, str) else result)
     return 0

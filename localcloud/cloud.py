@@ -345,6 +345,11 @@ class LocalCloud:
     def set_service_endpoint(self, env_var: str, url: str) -> None:
         self._service_endpoints[env_var] = url
 
+    @property
+    def service_endpoints(self) -> dict[str, str]:
+        """Extra endpoints executors serve, e.g. AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME."""
+        return dict(self._service_endpoints)
+
     # ------------------------------------------------------------------ functions
     def function(self, name: str) -> FunctionSpec:
         """A function by logical id (ScrapeFunction), folder (scrape) or physical name."""
