@@ -1,8 +1,10 @@
 """Vectorized contract checks of one frame, in memory (no S3): the core of validation.
 
-Every check is a whole-column pandas/numpy operation; category columns are checked on their
-distinct values (``pd.factorize``) and mapped back through the codes, so a million rows with
-ten makes cost ten label look-ups, not a million.
+Every check is a whole-column pandas/numpy operation, with no Python loop over rows.
+Categories, booleans and dates are normalised and checked once per distinct value
+(``pd.factorize``) and spread back through the codes, so a million rows with ten makes cost
+ten label look-ups; free text (identifiers) is checked row-wise by Arrow string kernels;
+numbers take a text route only for the few values that did not parse as numbers.
 """
 
 from __future__ import annotations
