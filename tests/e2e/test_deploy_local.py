@@ -91,21 +91,17 @@ def tarball(model: LinearRegression, broken: str | None = None) -> bytes:
 
 
 def with_workarounds(cloud: LocalCloud) -> LocalCloud:
-    """Two gaps outside this part, bridged until fixed where they live (no-ops afterwards).
+    """Bridges a template gap until it is fixed there (then this is a no-op).
 
-    template.yaml matches ``!Ref ModelPackageGroup``, which is the group's ARN while the event
-    carries its name; moto's EventBridge → SQS delivery drops the envelope's ``account``.
+    template.yaml's approval rule matches ``!Ref ModelPackageGroup``, which CloudFormation
+    resolves to the group's ARN, while the event carries the group's name.
     """
-    original = cloud.invoke_async
-
-    def invoke_async(function: str, event: dict[str, Any], rule: Any = None) -> bool:
-        event.setdefault("account", cloud.account_id)
-        return original(function, event, rule)
-
-    cloud.invoke_async = invoke_async  # type: ignore[method-assign]
     rule = cloud.rules["DeployFunctionModelApproved"]
     names = rule.pattern["detail"]["ModelPackageGroupName"]
-    fixed = [name.rsplit("/", 1)[-1] for name in names]
+    fixed = [
+        name.rsplit("/", 1)[-1] if isinstance(name, str) and name.startswith("arn:") else name
+        for name in names
+    ]
     if fixed != names:
         rule.pattern["detail"]["ModelPackageGroupName"] = fixed
         cloud.client("events").put_rule(
