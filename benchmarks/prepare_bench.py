@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--pandas", action="store_true", help="also time the pandas reference")
     options = parser.parse_args()
 
+    print(f"load average at the start: {os.getloadavg()}", flush=True)
     results = []
     for n in options.rows:
         rows = used_car_rows(n)
@@ -125,6 +126,10 @@ def main() -> None:
             f"{n:,} rows: {row_ratio:,.0f}x the rows took {time_ratio:.1f}x the time "
             f"({verdict}; time ratio / row ratio = {time_ratio / row_ratio:.3f})"
         )
+        # Fixed costs (JVM, Python workers, job scheduling) hide the per-row cost at small sizes.
+        marginal = (n - base_rows) / max(seconds - base_seconds, 1e-9)
+        print(f"  marginal throughput beyond the baseline: {marginal:,.0f} rows/s")
+    print(f"load average at the end (shared {os.cpu_count()}-core box): {os.getloadavg()}")
 
 
 if __name__ == "__main__":
