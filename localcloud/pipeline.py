@@ -199,6 +199,12 @@ def summarise(
         summary["model"] = model
         if evaluate.detail.get("decision") == "PendingManualApproval":
             summary["next"] = f"mlops approve {evaluate.detail.get('model_package_version')}"
+    deploy = by_stage.get("deploy")
+    if deploy:
+        summary["endpoint"] = {
+            k: deploy.detail.get(k)
+            for k in ("endpoint_name", "model_package_version", "endpoint_config_name")
+        }
     if noise_sigma is not None:
         summary["noise_floor"] = noise_sigma
     if prediction is not None:
@@ -223,14 +229,14 @@ def _failure(outcome: RunOutcome) -> dict[str, Any]:
     if outcome.stuck:
         first = _ordered(outcome.stuck)[0]
         return {"stage": first.stage, "reason": f"still {first.status} when the run went quiet"}
+    if outcome.finished == "timeout":
+        return {"stage": None, "reason": f"timed out after {outcome.seconds:.0f}s"}
     if outcome.missing:
         done, successor = outcome.missing
         return {
             "stage": successor,
             "reason": f"{done} succeeded but {successor} never recorded anything for this run",
         }
-    if outcome.finished == "timeout":
-        return {"stage": None, "reason": f"timed out after {outcome.seconds:.0f}s"}
     return {"stage": None, "reason": "no stage recorded anything for this run"}
 
 
@@ -265,6 +271,14 @@ def _json(raw: bytes) -> dict[str, Any]:
     return {"response": value}
 
 
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_number(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
 def render(summary: dict[str, Any]) -> str:
     """The summary as readable text."""
     lines = [f"Run {summary['run_id']}: {'OK' if summary['ok'] else 'FAILED'}"]
@@ -288,13 +302,26 @@ def render(summary: dict[str, Any]) -> str:
     if model:
         lines.append(
             f"  model: version {model.get('model_package_version')} {model.get('decision')}"
-            f" ({model.get('metric')}: candidate {model.get('candidate')},"
-            f" baseline {model.get('baseline')}, champion {model.get('champion')})"
+            f" ({model.get('metric')}: candidate {_number(model.get('candidate'))},"
+            f" baseline {_number(model.get('baseline'))},"
+            f" champion {_number(model.get('champion'))})"
+        )
+    if summary.get("endpoint"):
+        endpoint = summary["endpoint"]
+        lines.append(
+            f"  endpoint: {endpoint.get('endpoint_name')} serving version"
+            f" {endpoint.get('model_package_version')}"
         )
     if "noise_floor" in summary:
         lines.append(f"  demo data noise floor (best reachable RMSE): {summary['noise_floor']}")
-    if summary.get("sample_prediction"):
-        lines.append(f"  sample prediction: {json.dumps(summary['sample_prediction'])[:300]}")
+    sample = summary.get("sample_prediction")
+    if sample:
+        predictions = (sample.get("response") or {}).get("predictions") or []
+        answer = _number(predictions[0]) if predictions else json.dumps(sample)[:300]
+        lines.append(
+            f"  sample prediction (POST /predictions, HTTP {sample.get('status')}):"
+            f" {json.dumps(sample.get('request'))} -> {answer}"
+        )
     if summary.get("next"):
         lines.append(f"  awaiting approval: {summary['next']}")
     if summary.get("failure"):
