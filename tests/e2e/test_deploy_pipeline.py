@@ -66,3 +66,19 @@ def test_a_prepared_run_ends_as_a_served_model_with_its_report(cloud, tmp_path: 
     page = cloud.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     assert "Predicted vs actual" in page and RUN in page
     assert cloud.dead_letters == []
+
+
+def test_with_manual_approval_the_model_is_served_only_after_mlops_approve(tmp_path: Path) -> None:
+    manual = {"ApprovalPolicy": "manual"}
+    with LocalCloud(parameters=manual, executors=EXECUTORS, http_api=False) as running:
+        cloud = with_workarounds(running)
+        prepared_signal(cloud, put_prepared_run(cloud, tmp_path))
+        assert cloud.wait_quiescent(timeout=300)
+        # the run stops at PendingManualApproval with nothing deployed
+        assert stages(cloud)["evaluate"]["status"] == "PENDING"
+        assert cloud.client("sagemaker").list_endpoints()["Endpoints"] == []
+        # `mlops approve 1`
+        model_commands.approve(cloud, 1)
+        assert cloud.wait_quiescent(timeout=120)
+        assert stages(cloud)["deploy"]["status"] == "SUCCEEDED"
+        assert model_commands.predict(cloud, CAR)["model"]["run_id"] == RUN
