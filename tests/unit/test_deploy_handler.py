@@ -325,3 +325,24 @@ def test_approving_another_version_while_the_endpoint_updates_raises_for_a_retry
     arn = register(cloud, 2)
     with pytest.raises(EndpointBusy):
         deploy(package_event(event, "model_package_approved", 2, arn), lambda_context)
+
+
+def test_an_approval_after_a_failed_endpoint_replaces_it_on_retry(
+    cloud, event, lambda_context
+) -> None:
+    from mlops.deployment import EndpointBusy
+
+    # given an endpoint whose creation failed
+    register(cloud, 1)
+    deploy(event("model_package_approved"), lambda_context)
+    set_endpoint_status("Failed")
+    # when the approval is delivered, the failed endpoint is deleted and the delivery retried
+    with pytest.raises(EndpointBusy):
+        deploy(event("model_package_approved"), lambda_context)
+    assert cloud["sagemaker"].list_endpoints()["Endpoints"] == []
+    result = deploy(event("model_package_approved"), lambda_context)
+    # then the retry creates it afresh
+    assert result["outcome"] == "Deploying"
+    assert cloud["sagemaker"].describe_endpoint(EndpointName=ENDPOINT)["EndpointStatus"] == (
+        "InService"
+    )

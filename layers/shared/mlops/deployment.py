@@ -210,9 +210,9 @@ def deploy_model_package(detail: ModelPackageStateDetail) -> DeployOutcome:
     sagemaker = client("sagemaker")
     current = _describe_endpoint(endpoint)
     if current and current.get("EndpointStatus") == "Failed":
-        # A failed endpoint accepts only DeleteEndpoint; start it afresh.
+        # A failed endpoint accepts only DeleteEndpoint, which takes a while: the retry creates.
         sagemaker.delete_endpoint(EndpointName=endpoint)
-        current = None
+        raise EndpointBusy(f"deleting failed endpoint {endpoint}; the retry recreates it")
     if current is None:
         sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=config, Tags=intent)
         logger.info("endpoint creating", extra=record)
