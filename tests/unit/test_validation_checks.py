@@ -137,6 +137,16 @@ def test_casing_aliases_and_formatted_numbers_are_normalised(contract: Contract)
     assert result.normalised["price"] == 1
 
 
+def test_identifiers_are_trimmed_and_a_blank_one_is_a_null_key(contract: Contract) -> None:
+    records = [*clean(3), car(4, listing_id=" L000004 "), car(5, listing_id="   ")]
+
+    result = check_frame(frame(*records), contract)
+
+    assert result.valid["listing_id"].tolist() == ["L000001", "L000002", "L000003", "L000004"]
+    assert result.invalid[FAILED_RULES].tolist() == ["null_key:listing_id"]
+    assert result.normalised["listing_id"] == 1
+
+
 def test_an_object_over_the_invalid_share_is_rejected_whole(contract: Contract) -> None:
     records = [*clean(2), *(car(10 + i, year=2099) for i in range(3))]
 

@@ -74,7 +74,8 @@ class CheckResult:
 class _Column:
     values: pd.Series
     null: np.ndarray
-    type_failed: np.ndarray
+    # None: no row fails that rule (saves a pass over the rows per rule that found nothing).
+    type_failed: np.ndarray | None
     allowed_failed: np.ndarray | None = None
     pattern_failed: np.ndarray | None = None
     normalised: int = 0
@@ -111,7 +112,8 @@ def check_frame(raw: pd.DataFrame, contract: Contract) -> CheckResult:
         if spec.required:
             rule = "null_key" if name in contract.keys else "not_null"
             failures[f"{rule}:{name}"] = null
-        failures[f"type:{name}"] = column.type_failed
+        if column.type_failed is not None:
+            failures[f"type:{name}"] = column.type_failed
         failures[f"range:{name}"] = _out_of_range(column.values, spec)
         if column.allowed_failed is not None:
             failures[f"allowed:{name}"] = column.allowed_failed
@@ -285,7 +287,7 @@ def _labels(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
         codes = np.where(_per_row(blank, codes), -1, codes)
         null |= codes < 0
     changed = text.ne(raw).to_numpy(dtype=bool, na_value=False) & ~blank
-    normalised = int(np.count_nonzero(_per_row(changed, codes)))
+    normalised = int(np.count_nonzero(_per_row(changed, codes))) if changed.any() else 0
 
     type_bad = np.zeros(len(text), dtype=bool)
     if spec.type == "bool":
@@ -308,15 +310,15 @@ def _labels(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
     allowed = None
     if spec.allowed is not None:
         permitted = sorted({normalise_label(v) for v in spec.allowed})
-        allowed = _per_row(~text.isin(permitted).to_numpy(dtype=bool), codes)
+        allowed = _rows_flagged(~text.isin(permitted).to_numpy(dtype=bool), codes)
     pattern = None
     if spec.pattern is not None:
         matches = text.str.fullmatch(spec.pattern).to_numpy(dtype=bool, na_value=False)
-        pattern = _per_row(~matches, codes)
+        pattern = _rows_flagged(~matches, codes)
     return _Column(
         values,
         null,
-        _per_row(type_bad, codes),
+        _rows_flagged(type_bad, codes),
         allowed_failed=allowed,
         pattern_failed=pattern,
         normalised=normalised,
@@ -332,7 +334,7 @@ def _strings(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
         null |= blank
         text = text.where(~null)
     # Same length after trimming means nothing was trimmed: cheaper than comparing text.
-    changed = text.str.len().ne(raw.str.len()).to_numpy(dtype=bool, na_value=False) & ~null
+    trimmed = text.str.len().ne(raw.str.len()).to_numpy(dtype=bool, na_value=False) & ~null
     allowed = None
     if spec.allowed is not None:
         permitted = sorted({normalise_label(v) for v in spec.allowed})
@@ -342,12 +344,12 @@ def _strings(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
         matches = text.str.fullmatch(spec.pattern).to_numpy(dtype=bool, na_value=False)
         pattern = ~matches & ~null
     return _Column(
-        text,
+        text.reset_index(drop=True),
         null,
-        np.zeros(len(text), dtype=bool),
+        None,
         allowed_failed=allowed,
         pattern_failed=pattern,
-        normalised=int(np.count_nonzero(changed)),
+        normalised=int(np.count_nonzero(trimmed)),
     )
 
 
@@ -359,6 +361,11 @@ def _per_row(unique_flags: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Spread a flag per distinct value to every row holding it (nulls are never flagged)."""
     # A trailing False is what code -1 (null) picks: one gather, no masking pass.
     return np.append(unique_flags, False)[codes]
+
+
+def _rows_flagged(unique_flags: np.ndarray, codes: np.ndarray) -> np.ndarray | None:
+    """``_per_row``, or None when no distinct value is flagged (the usual case)."""
+    return _per_row(unique_flags, codes) if unique_flags.any() else None
 
 
 def _out_of_range(values: pd.Series, spec: ColumnSpec) -> np.ndarray:
