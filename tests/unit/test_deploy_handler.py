@@ -121,6 +121,7 @@ def test_approved_package_creates_model_serverless_config_and_endpoint(
         t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=model["ModelArn"])["Tags"]
     }
     assert tags["model_package_arn"] == arn and tags["run_id"] == RUNS[1]
+    assert tags["model_package_version"] == "1" and tags["dataset"] == "used_cars"
     config = sagemaker.describe_endpoint_config(EndpointConfigName="mlops-used-cars-dev-v1")
     [variant] = config["ProductionVariants"]
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}

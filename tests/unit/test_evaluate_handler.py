@@ -156,6 +156,7 @@ def test_completed_job_registers_an_approved_package_with_metrics_and_lineage(
     props = package["CustomerMetadataProperties"]
     assert props["run_id"] == RUN_ID and props["training_job"] == JOB
     assert props["contract_version"] == "1.0.0"
+    assert props["trained_at"].startswith("2026-11-27T")
     train_channel = training_event()["detail"]["InputDataConfig"][0]["DataSource"]
     assert props["curated_prefix"] == train_channel["S3DataSource"]["S3Uri"].split("split=")[0]
     assert float(props["candidate"]) == 1200.0 and float(props["baseline"]) == 8000.0

@@ -97,12 +97,21 @@ def _ensure_model(name: str, package: dict[str, Any], run_id: str, settings: Set
             "ModelDataUrl": container["ModelDataUrl"],
             "Environment": container.get("Environment", {}),
         },
-        Tags=[
-            {"Key": "model_package_arn", "Value": package["ModelPackageArn"]},
-            {"Key": "model_package_version", "Value": str(package.get("ModelPackageVersion"))},
-            {"Key": "run_id", "Value": run_id},
-        ],
+        Tags=[{"Key": k, "Value": v} for k, v in _model_tags(package, run_id).items()],
     )
+
+
+def _model_tags(package: dict[str, Any], run_id: str) -> dict[str, str]:
+    """What the web app shows about the served model, read from the model's tags."""
+    props = package.get("CustomerMetadataProperties", {})
+    tags = {
+        "model_package_arn": package["ModelPackageArn"],
+        "model_package_version": str(package.get("ModelPackageVersion")),
+        "run_id": run_id,
+        "dataset": props.get("dataset"),
+        "trained_at": props.get("trained_at"),
+    }
+    return {k: str(v) for k, v in tags.items() if v}
 
 
 def production_variant(model: str, settings: Settings) -> dict[str, Any]:

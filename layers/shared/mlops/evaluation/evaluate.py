@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import tarfile
+from datetime import datetime, timezone
 from typing import Any, Literal
 from urllib.parse import urlparse
 
@@ -59,6 +60,14 @@ class TrainingJobDetail(BaseModel):
     @property
     def run_id(self) -> str | None:
         return self.lineage("run_id")
+
+    def trained_at(self) -> str | None:
+        """When training ended (ISO 8601 UTC); events carry epoch milliseconds."""
+        ended = (self.model_extra or {}).get("TrainingEndTime")
+        if isinstance(ended, int | float):
+            moment = datetime.fromtimestamp(ended / 1000, tz=timezone.utc)
+            return moment.isoformat(timespec="seconds")
+        return str(ended) if ended else None
 
     def curated_prefix(self) -> str | None:
         """The curated run the job trained on (its train channel without ``split=…``)."""
@@ -377,6 +386,7 @@ def evaluate_training_job(job: TrainingJobDetail) -> EvaluationOutcome:
         "training_job": job.TrainingJobName,
         "model_data_url": model_data_url,
         "curated_prefix": job.curated_prefix(),
+        "trained_at": job.trained_at(),
         "champion_source": champion_source,
     }
     report_url = f"s3://{bucket}/{prefix}report.html"
