@@ -333,6 +333,19 @@ def test_an_unreadable_object_is_quarantined_whole_with_a_report_and_not_retried
     assert progress["failed_objects"] == {key}
 
 
+def test_an_object_deleted_before_validation_is_recorded_missing_not_retried(
+    lake_env: Lake,
+) -> None:
+    event = lake_env.upload("used_cars/gone.csv", b"listing_id\nL000001\n")
+    version = event["detail"]["object"]["version-id"]
+    lake_env.s3.delete_object(Bucket=RAW, Key="used_cars/gone.csv", VersionId=version)
+
+    result = lake_env.invoke(event)
+
+    assert (result["outcome"], result["metric"]) == ("missing", "MissingObjects")
+    assert lake_env.ledger_item(result["run_id"])["failed_objects"] == {"used_cars/gone.csv"}
+
+
 def test_a_transient_aws_error_raises_so_the_event_is_retried(
     lake_env: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
