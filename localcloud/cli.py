@@ -197,7 +197,12 @@ def _run(args: argparse.Namespace) -> int:
             else:
                 echo("Starting a local cloud…")
                 target = stack.enter_context(
-                    LocalCloud(PROJECT_ROOT, _parameters(args.approval), console=echo)
+                    LocalCloud(
+                        PROJECT_ROOT,
+                        _parameters(args.approval),
+                        console=echo,
+                        log_dir=PROJECT_ROOT / ".localcloud" / "logs",
+                    )
                 )
                 site_url = None
             view = LedgerView(target.client("dynamodb"), target.resources["RunLedgerTable"])
@@ -222,10 +227,14 @@ def _run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             echo("\nInterrupted.")
             return 130
+    default_logs = PROJECT_ROOT / ".localcloud" / "logs"
+    summary["logs"] = str((state or {}).get("log_dir", default_logs))
     if args.json:
         print(json.dumps(summary, default=str))
     else:
         _echo(render(summary))
+        if not outcome.ok:
+            _echo(f"  function logs: {summary['logs']}")
     return outcome.exit_code
 
 

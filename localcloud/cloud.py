@@ -397,9 +397,6 @@ class LocalCloud:
                     record["request_id"] = context.aws_request_id
                     logfile.write(f"START RequestId: {context.aws_request_id} Version: $LATEST\n")
                     try:
-                        from mlops import clients
-
-                        clients.reset()
                         handler = load_handler(spec)
                         result = handler(event, context)
                         record["ok"] = True
