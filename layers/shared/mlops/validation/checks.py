@@ -281,7 +281,12 @@ def _labels(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
     text = raw.str.strip().str.replace(r"\s+", " ", regex=True).str.lower()
     aliases = {normalise_label(a): normalise_label(c) for a, c in spec.aliases.items()}
     if aliases:
-        text = text.replace(aliases)
+        # One hash look-up of every distinct value (Series.replace makes a pass per alias).
+        position = pd.Index(list(aliases)).get_indexer(text)
+        canonical = np.array(list(aliases.values()), dtype=object)
+        hit = position >= 0
+        if hit.any():
+            text = text.mask(hit, pd.Series(canonical[position[hit]], index=text.index[hit]))
     blank = text.eq("").to_numpy(dtype=bool, na_value=False)
     if blank.any():
         codes = np.where(_per_row(blank, codes), -1, codes)
