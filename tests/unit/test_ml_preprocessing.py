@@ -194,3 +194,32 @@ def test_the_counts_reconcile_duplicates_and_dropped_rows(contract):
     assert counts["rows_dropped"] == 10
     assert counts["duplicates_dropped"] == 20
     assert counts["train"] + counts["validation"] + counts["test"] == 290
+
+
+def test_a_contract_without_keys_is_prepared_with_rows_as_their_own_identity():
+    contract = {
+        "name": "user_upload",
+        "version": "1",
+        "task": "regression",
+        "target": "y",
+        "keys": [],
+        "columns": {
+            "x": {"type": "float", "impute": "median"},
+            "colour": {"type": "category"},
+            "y": {"type": "float", "feature": False},
+        },
+    }
+    rows = pd.DataFrame(
+        {
+            "x": np.arange(80, dtype=float),
+            "colour": ["Red", "blue"] * 40,
+            "y": np.arange(80, dtype=float) * 2,
+        }
+    )
+
+    prepared = prepare(rows, contract, run_id="u1")
+
+    counts = prepared.counts
+    assert counts["duplicates_dropped"] == 0
+    assert counts["train"] + counts["validation"] + counts["test"] == 80
+    assert prepared.artifact["feature_names"] == ["num__x", "cat__colour"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops.ml.splitting import assign_splits, fractions, split_of
+from mlops.ml.splitting import assign_splits, fractions, identity_columns, split_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,5 +64,22 @@ def test_impossible_fractions_are_refused(train, validation):
 
 
 def test_a_split_needs_a_key():
-    with pytest.raises(ValueError, match="keys"):
+    with pytest.raises(ValueError, match="key"):
         assign_splits(keys(3), [])
+
+
+def test_without_contract_keys_a_row_is_identified_by_its_non_target_values():
+    contract = {
+        "target": "y",
+        "keys": [],
+        "columns": {"a": {"type": "int"}, "b": {"type": "string"}, "y": {"type": "float"}},
+    }
+    rows = pd.DataFrame({"a": [1, 1, None], "b": ["x", "x", "z"], "y": [1.0, 99.0, 2.0]})
+
+    columns = identity_columns(contract)
+    splits = assign_splits(rows, columns)
+
+    assert columns == ["a", "b"]
+    # The same values with another target are the same record: same split.
+    assert splits[0] == splits[1]
+    assert splits[2] == split_of("\x1fz")

@@ -14,7 +14,7 @@ from mlops.ml.cleaning import UnusableData, clean, deduplicate
 from mlops.ml.features import add_features
 from mlops.ml.preprocessing import curate, fit_from_stats, statistics_for
 from mlops.ml.profile import profile_from_stats
-from mlops.ml.splitting import DEFAULT_FRACTIONS, SPLITS, assign_splits
+from mlops.ml.splitting import DEFAULT_FRACTIONS, SPLITS, assign_splits, identity_columns
 
 SPLIT_COLUMN = "split"
 
@@ -32,7 +32,7 @@ class Prepared:
 def featurise(cleaned: pd.DataFrame, contract: dict[str, Any], shares: Any) -> pd.DataFrame:
     """Derived features plus the split column (one row-level step, as Spark runs it)."""
     featured = add_features(cleaned, contract["name"])
-    featured[SPLIT_COLUMN] = assign_splits(featured, contract["keys"], shares)
+    featured[SPLIT_COLUMN] = assign_splits(featured, identity_columns(contract), shares)
     return featured
 
 

@@ -7,7 +7,9 @@ listing seen in training never reappears as a test example in a later run.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -43,15 +45,32 @@ def split_of(key: str, shares: Sequence[float] = DEFAULT_FRACTIONS) -> str:
     return SPLITS[2]
 
 
+def identity_columns(contract: dict[str, Any]) -> list[str]:
+    """Columns identifying a record: the contract's keys, else every non-target column.
+
+    Without keys the record's own values are its identity, so an identical row still lands in
+    the same split in every run.
+    """
+    keys = list(contract.get("keys") or [])
+    return keys or [c for c in contract["columns"] if c != contract["target"]]
+
+
+def _text(value: Any) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
 def key_text(df: pd.DataFrame, keys: Sequence[str]) -> pd.Series:
-    """One string per row joining its key values."""
+    """One string per row joining its key values (missing values as empty text)."""
     if not keys:
-        raise ValueError("the contract declares no keys: a stable split needs a key")
-    parts = [df[k].astype(object).map(lambda v: "" if v is None else str(v)) for k in keys]
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = joined + _SEPARATOR + part
-    return joined
+        raise ValueError("no key columns given: a stable split needs a key")
+    parts = [[_text(v) for v in df[k].tolist()] for k in keys]
+    return pd.Series(
+        [_SEPARATOR.join(values) for values in zip(*parts, strict=True)],
+        index=df.index,
+        dtype=object,
+    )
 
 
 def assign_splits(
