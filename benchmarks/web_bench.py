@@ -21,6 +21,7 @@ instead, to isolate the web layer from model compute). Usage:
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import statistics
 import sys
@@ -28,6 +29,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                 web_env = cloud.function_environment(spec)
 
                 def handler_warm() -> None:
-                    with environment(web_env, set()):
+                    # Metrics go to stdout as on Lambda; kept out of the printed table.
+                    with environment(web_env, set()), redirect_stdout(io.StringIO()):
                         result = lambda_handler(event, context)
                     assert result["statusCode"] == 200, result
 
