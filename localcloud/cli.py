@@ -224,6 +224,9 @@ def _run(args: argparse.Namespace) -> int:
             if outcome.ok and any(s.stage == "deploy" for s in outcome.stages):
                 prediction = sample_prediction(target)
             summary = summarise(outcome, noise_sigma=noise_sigma, prediction=prediction)
+            if summary.get("next") and not state:
+                # Approval needs a cloud that outlives the command.
+                summary["next"] += " (in a running `mlops local up`; this run's cloud is gone)"
         except KeyboardInterrupt:
             echo("\nInterrupted.")
             return 130
