@@ -149,3 +149,15 @@ def test_a_fired_schedule_delivers_a_scheduled_event_to_its_function(
 )
 def test_the_run_id_of_an_event_is_found_wherever_it_travels(event: dict, run_id: str) -> None:
     assert find_run_id(event) == run_id
+
+
+@pytest.mark.parametrize(
+    ("expression", "seconds"),
+    [("rate(1 day)", 86400), ("rate(5 minutes)", 300), ("rate(1 hour)", 3600)],
+)
+def test_rate_expressions_give_the_interval_between_firings(expression: str, seconds: int) -> None:
+    assert cloud_module.rate_seconds(expression) == seconds
+
+
+def test_cron_schedules_are_not_fired_on_a_timer_locally() -> None:
+    assert cloud_module.rate_seconds("cron(0 12 * * ? *)") is None
