@@ -232,7 +232,11 @@ def test_sagemaker_names_in_the_template_match_the_names_the_code_derives(
     dataset, stage = template.parameters["DatasetName"], template.parameters["Stage"]
     group = template.sam["Resources"]["ModelPackageGroup"]["Properties"]["ModelPackageGroupName"]
     endpoint = template.sam["Outputs"]["EndpointName"]["Value"]
+    approved = template.sam["Resources"]["DeployFunction"]["Properties"]["Events"]["ModelApproved"]
+    (listened_group,) = approved["Properties"]["Pattern"]["detail"]["ModelPackageGroupName"]
     assert resolve(group) == naming.model_package_group(dataset, stage)
+    # Ref of the group resolves to its ARN; the approval event carries the group's name.
+    assert resolve(listened_group) == naming.model_package_group(dataset, stage)
     assert resolve(endpoint) == naming.endpoint_name(dataset, stage)
 
 
