@@ -202,3 +202,63 @@ def test_a_configured_training_image_overrides_the_regional_default(
     launch(RUN, DATASET, "1.0.0")
 
     assert started_job()["AlgorithmSpecification"]["TrainingImage"] == image
+
+
+class RejectingSageMaker:
+    """A SageMaker client whose CreateTrainingJob fails the way the test says."""
+
+    def __init__(self, real: Any, code: str, message: str) -> None:
+        self._real, self._code, self._message = real, code, message
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def create_training_job(self, **_: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        error = {"Error": {"Code": self._code, "Message": self._message}}
+        raise ClientError(error, "CreateTrainingJob")
+
+
+def rejecting(monkeypatch: pytest.MonkeyPatch, code: str, message: str) -> None:
+    from mlops import training_launch
+
+    real = training_launch.client
+
+    def client(service: str) -> Any:
+        found = real(service)
+        return RejectingSageMaker(found, code, message) if service == "sagemaker" else found
+
+    monkeypatch.setattr(training_launch, "client", client)
+
+
+def test_a_request_sagemaker_rejects_is_recorded_failed_not_retried(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rejecting(monkeypatch, "ValidationException", "Could not assume role")
+
+    outcome = launch(RUN, DATASET, "1.0.0")
+
+    assert outcome.outcome == "LaunchFailed"
+    (item,) = [s for s in ledger.stages(RUN) if s["stage"] == "train"]
+    assert item["status"] == "FAILED"
+    assert "Could not assume role" in item["reason"]
+
+
+def test_a_name_collision_from_sagemaker_is_a_duplicate_signal(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rejecting(monkeypatch, "ResourceInUse", "Training job names must be unique")
+
+    assert launch(RUN, DATASET, "1.0.0").outcome == "Duplicate"
+
+
+def test_a_throttled_request_raises_so_eventbridge_retries(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    rejecting(monkeypatch, "ThrottlingException", "Rate exceeded")
+
+    with pytest.raises(ClientError, match="Rate exceeded"):
+        launch(RUN, DATASET, "1.0.0")

@@ -253,6 +253,19 @@ def launch(
             return LaunchOutcome(
                 outcome="Duplicate", run_id=run_id, dataset=dataset, training_job_name=job
             )
+        if error.response.get("Error", {}).get("Code") == "ValidationException":
+            # A request SageMaker rejects (bad role, image, instance type) fails every retry
+            # the same way: record it instead of retrying into the dead-letter queue.
+            reason = f"CreateTrainingJob rejected: {error.response['Error'].get('Message', '')}"
+            logger.error("training job not started", extra={"reason": reason})
+            ledger.finish(run_id, STAGE, ledger.Status.FAILED, reason=reason, dataset=dataset)
+            return LaunchOutcome(
+                outcome="LaunchFailed",
+                run_id=run_id,
+                dataset=dataset,
+                training_job_name=job,
+                reason=reason,
+            )
         raise
     ledger.start(
         run_id,
