@@ -123,3 +123,29 @@ def test_the_model_in_production_is_scored_as_champion_on_the_next_runs_test_row
         evaluation = json.load(archive.extractfile("evaluation.json"))
     assert evaluation["champion_note"] == "scored on the same test rows"
     assert evaluation["champion"]["rmse"] < evaluation["baseline"]["rmse"]
+
+
+def test_a_failing_training_is_recorded_with_its_failure_reason(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
+    curated_path = put_prepared_run(cloud, tmp_path)
+    # An artifact naming a feature the curated splits lack: train.py must fail, loudly.
+    bucket, prefix = curated_path.removeprefix("s3://").split("/", 1)
+    s3 = cloud.client("s3")
+    key = f"{prefix}artifacts/preprocessing.json"
+    artifact = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    artifact["feature_names"].append("num__not_a_column")
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(artifact).encode())
+
+    prepared_signal(cloud, curated_path)
+    assert cloud.wait_quiescent(timeout=240)
+
+    job = cloud.client("sagemaker").describe_training_job(TrainingJobName=JOB)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert "num__not_a_column" in job["FailureReason"]
+    ledger = cloud.client("dynamodb").get_item(
+        TableName=cloud.resources["RunLedgerTable"],
+        Key={"run_id": {"S": RUN}, "stage": {"S": "train"}},
+    )["Item"]
+    assert ledger["status"]["S"] == "FAILED"
+    assert "num__not_a_column" in ledger["reason"]["S"]
