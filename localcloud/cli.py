@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     invoke = commands.add_parser("invoke", help="invoke one function once with an event file")
     invoke.add_argument("function", help="logical id (ScrapeFunction) or folder name (scrape)")
     invoke.add_argument("event_file", type=Path)
+    invoke.add_argument(
+        "--demo-site",
+        type=int,
+        metavar="LISTINGS",
+        help="serve the demo site and point a Scheduled Event without start_url at it",
+    )
     for name in ("approve", "reject"):
         command = commands.add_parser(name, help=f"{name} a model package version")
         command.add_argument("version", type=int)
@@ -275,7 +281,16 @@ def status_text(view: Any, run_id: str) -> str:
 # ---------------------------------------------------------------------- invoke
 def _invoke(args: argparse.Namespace) -> int:
     event = json.loads(args.event_file.read_text())
-    with LocalCloud(PROJECT_ROOT, http_api=False) as cloud:
+    log_dir = PROJECT_ROOT / ".localcloud" / "logs"
+    with contextlib.ExitStack() as stack:
+        cloud = stack.enter_context(
+            LocalCloud(
+                PROJECT_ROOT, _parameters(None), http_api=False, routing=False, log_dir=log_dir
+            )
+        )
+        if args.demo_site and event.get("detail-type") == "Scheduled Event":
+            site = stack.enter_context(_demo_site(args.demo_site))
+            event.setdefault("detail", {}).setdefault("start_url", f"{site.url}listings?page=1")
         spec = cloud.function(args.function)
         _echo(f"Invoking {spec.logical_id} ({spec.name}) with {args.event_file}")
         try:

@@ -154,6 +154,7 @@ class LocalCloud:
         executors: list[str] | None = None,
         http_api: bool = True,
         publish: bool = True,
+        routing: bool = True,
         console: Callable[[str], None] | None = None,
     ) -> None:
         self.project_root = Path(project_root)
@@ -177,6 +178,8 @@ class LocalCloud:
         self._executor_paths = EXECUTORS if executors is None else executors
         self._want_http_api = http_api
         self._want_publish = publish
+        # Without routing, events stay queued: `mlops invoke` runs one function and nothing else.
+        self._want_routing = routing
         self._console = console
         self._server: Any = None
         self._http_api: Any = None
@@ -702,8 +705,9 @@ class LocalCloud:
                 name=f"localcloud-rule-{rule.logical_id}",
                 daemon=True,
             )
-            self._threads.append(thread)
-            thread.start()
+            if self._want_routing:
+                self._threads.append(thread)
+                thread.start()
 
     def _poll(self, rule: Rule) -> None:
         sqs = self.client("sqs")
