@@ -7,38 +7,67 @@ Created on first use rather than at import so that moto (tests) or the local clo
 from __future__ import annotations
 
 import os
+import threading
 from functools import cache
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+_DEFAULT = Config(retries={"mode": "standard", "max_attempts": 5})
+# The web function must answer (503) well inside API Gateway's 30 s limit, so the runtime
+# client fails fast instead of retrying a cold or missing endpoint for half a minute.
+_PER_SERVICE = {
+    "sagemaker-runtime": Config(
+        retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=20
+    ),
+}
+
+
+# boto3 sessions are not thread-safe; clients made from them are.
+_LOCK = threading.Lock()
+
+
+def _environment_key(service: str) -> tuple[str | None, ...]:
+    """What decides where a client points: region, the global and the service endpoint."""
+    specific = f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}"
+    return (
+        os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+        os.environ.get("AWS_ENDPOINT_URL"),
+        os.environ.get(specific),
+    )
 
 
 @cache
-def _client(service: str, region: str | None, endpoint: str | None) -> Any:
-    return boto3.session.Session().client(service, region_name=region, config=_CONFIG)
+def _session(region: str | None, endpoint: str | None) -> boto3.session.Session:
+    return boto3.session.Session(region_name=region)
+
+
+@cache
+def _client(service: str, key: tuple[str | None, ...]) -> Any:
+    return _session(key[0], key[1]).client(service, config=_PER_SERVICE.get(service, _DEFAULT))
+
+
+@cache
+def _resource(service: str, key: tuple[str | None, ...]) -> Any:
+    return _session(key[0], key[1]).resource(service, config=_DEFAULT)
 
 
 def client(service: str) -> Any:
-    """A cached client for ``service``; keyed by region and endpoint so env changes are seen."""
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    return _client(service, region, os.environ.get("AWS_ENDPOINT_URL"))
+    """A cached client for ``service``, re-created when its region or endpoint changes."""
+    with _LOCK:
+        return _client(service, _environment_key(service))
 
 
 def resource(service: str) -> Any:
-    """A boto3 resource (used for DynamoDB tables)."""
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    return _resource(service, region, os.environ.get("AWS_ENDPOINT_URL"))
-
-
-@cache
-def _resource(service: str, region: str | None, endpoint: str | None) -> Any:
-    return boto3.session.Session().resource(service, region_name=region, config=_CONFIG)
+    """A cached boto3 resource (used for DynamoDB tables)."""
+    with _LOCK:
+        return _resource(service, _environment_key(service))
 
 
 def reset() -> None:
     """Forget cached clients (tests call this between moto contexts)."""
-    _client.cache_clear()
-    _resource.cache_clear()
+    with _LOCK:
+        _client.cache_clear()
+        _resource.cache_clear()
+        _session.cache_clear()
