@@ -173,8 +173,14 @@ def _repeated_keys(keys: list[pd.Series]) -> np.ndarray:
 
 
 def _as_text(series: pd.Series) -> pd.Series:
-    """Lineage text as it came (no copy when it is already a string column)."""
-    return series if pd.api.types.is_string_dtype(series) else series.astype("string")
+    """Text in Arrow-backed strings, so string methods run in C (no copy if it already is).
+
+    pandas 3 reads text that way by default; pandas 2 (AWS's managed layer) gives Python
+    objects, whose string methods loop per row.
+    """
+    if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
+        return series
+    return series.astype("string[pyarrow]")
 
 
 def _rejection(rows: int, invalid: int, contract: Contract) -> str | None:

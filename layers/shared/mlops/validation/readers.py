@@ -44,6 +44,11 @@ def read_frame(body: bytes, key: str) -> pd.DataFrame:
 def _jsonl_gz(body: bytes) -> pd.DataFrame:
     import pandas as pd
 
+    # pandas 2 (AWS's managed pandas layer) still turns "*_at" columns into dates unless told;
+    # pandas 3 stops guessing with dtype=False and deprecates the extra switch.
+    major = int(pd.__version__.split(".")[0])
+    no_guessing = {"dtype": False} | ({"convert_dates": False} if major < 3 else {})
+
     try:
         text = gzip.decompress(body)
     except (OSError, EOFError, zlib.error) as exc:
@@ -53,7 +58,7 @@ def _jsonl_gz(body: bytes) -> pd.DataFrame:
         raise UnreadableObject("empty object: no records")
     try:
         # Strings stay strings (no date or number guessing): the contract decides types.
-        frame = pd.read_json(io.BytesIO(text), lines=True, dtype=False)
+        frame = pd.read_json(io.BytesIO(text), lines=True, **no_guessing)
     except ValueError as exc:
         raise UnreadableObject(f"not JSON lines: {exc}") from None
     return frame
