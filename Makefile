@@ -86,8 +86,8 @@ demo: $(VENV)/.installed ## Run the whole pipeline on the local cloud, ending in
 up: $(VENV)/.installed ## Start the local cloud, demo site and web app until Ctrl-C
 	$(VENV)/bin/mlops local up
 
-bench: $(VENV)/.installed ## Benchmarks (figures against baselines; not tests)
-	$(PY) benchmarks/validation_bench.py
+bench: $(VENV)/.installed ## Benchmarks (figures against baselines; not tests): BENCH=validation|scrape|prepare|web
+	@for b in $${BENCH:-scrape validation prepare web}; do echo "== benchmarks/$${b}_bench.py"; $(PY) benchmarks/$${b}_bench.py || exit 1; done
 
 clean: ## Remove venvs and build output
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .ruff_cache
