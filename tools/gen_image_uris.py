@@ -12,7 +12,7 @@ per region, for the training and inference scopes of the versions we target.
 from __future__ import annotations
 
 import argparse
-import importlib.resources
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -29,14 +29,13 @@ def find_config() -> Path:
     """Locate ``image_uri_config/sklearn.json`` in an installed SageMaker package."""
     for package in CANDIDATE_PACKAGES:
         try:
-            root = importlib.resources.files(package)
-        except (ModuleNotFoundError, TypeError):
+            spec = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
             continue
-        for candidate in (root / "image_uri_config/sklearn.json",):
-            if candidate.is_file():
-                return Path(str(candidate))
-        for found in Path(str(root)).rglob("image_uri_config/sklearn.json"):
-            return found
+        # Namespace packages (sagemaker.core in SDK v3) have several locations and no file.
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            for found in sorted(Path(location).rglob("image_uri_config/sklearn.json")):
+                return found
     raise SystemExit(
         "image_uri_config/sklearn.json not found: install sagemaker-core "
         "(pip install sagemaker-core) or pass --config PATH"

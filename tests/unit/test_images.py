@@ -70,3 +70,13 @@ def test_generator_keeps_only_the_requested_versions_and_scopes(tmp_path) -> Non
     assert list(written["training"]["versions"]) == ["1.9-0"]
     assert written["training"]["versions"]["1.9-0"]["registries"] == {"r-1": "1"}
     assert written["inference"]["versions"] == {}
+
+
+def test_generator_finds_the_sdk_config_inside_an_installed_package(tmp_path, monkeypatch) -> None:
+    config = tmp_path / "sagemaker_core" / "resources" / "image_uri_config" / "sklearn.json"
+    config.parent.mkdir(parents=True)
+    (tmp_path / "sagemaker_core" / "__init__.py").write_text("")
+    config.write_text("{}")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    assert gen_image_uris.find_config() == config
