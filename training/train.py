@@ -354,8 +354,8 @@ def copy_inference_code(model_dir: Path) -> None:
     code = model_dir / "code"
     (code / "mlops" / "ml").mkdir(parents=True, exist_ok=True)
     shutil.copy2(HERE / "inference.py", code / "inference.py")
-    if (HERE / "requirements.txt").exists():
-        shutil.copy2(HERE / "requirements.txt", code / "requirements.txt")
+    # No code/requirements.txt: the serving container would pip-install it on every cold
+    # start, and serving needs nothing beyond the container's numpy, pandas and sklearn.
     import mlops
 
     package = Path(mlops.__file__).resolve().parent

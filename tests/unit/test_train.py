@@ -183,3 +183,11 @@ def test_champion_from_another_run_is_scored_through_its_own_preprocessing(
     assert evaluation["champion_note"] == "scored on the same test rows"
     # Same price rule in both runs: a correctly re-prepared champion is far better than the mean.
     assert evaluation["champion"]["rmse"] < 0.5 * evaluation["baseline"]["rmse"]
+
+
+def test_the_artifact_ships_no_requirements_for_the_serving_container_to_install(
+    tmp_path: Path,
+) -> None:
+    _, model_dir = run_training(tmp_path, regression_frame(300), "regression")
+
+    assert not (model_dir / "code" / "requirements.txt").exists()
