@@ -401,6 +401,7 @@ class LocalCloud:
                     logfile.write(f"START RequestId: {context.aws_request_id} Version: $LATEST\n")
                     try:
                         handler = load_handler(spec)
+                        _as_own_service(env.get("POWERTOOLS_SERVICE_NAME"))
                         result = handler(event, context)
                         record["ok"] = True
                         return result
@@ -764,6 +765,16 @@ class LocalCloud:
 
         self._http_api = http_api.serve_http_api(self)
         self.http_api_url = self._http_api.url
+
+
+def _as_own_service(service: str | None) -> None:
+    """Every Lambda has its own process, so Powertools reads POWERTOOLS_SERVICE_NAME once per
+    function; here functions share one process, so the shared logger/metrics are re-pointed."""
+    observability = sys.modules.get("mlops.observability")
+    if not service or observability is None:
+        return
+    observability.logger.append_keys(service=service)
+    observability.metrics.service = service
 
 
 def _quietly(call: Callable[[], Any]) -> None:

@@ -118,7 +118,6 @@ class OutputRouter:
         self._files: dict[str, TextIO] = {}
         self._lock = threading.Lock()
         self._installed: tuple[Any, Any] | None = None
-        self._retargeted: list[tuple[logging.StreamHandler[Any], Any]] = []
         self.console: TextIO = sys.stdout
 
     def target(self) -> TextIO | None:
@@ -131,15 +130,20 @@ class OutputRouter:
         routed_out, routed_err = _ThreadRoutedStream(out, self), _ThreadRoutedStream(err, self)
         sys.stdout, sys.stderr = routed_out, routed_err  # type: ignore[assignment]
         self._installed = (out, err)
-        # Loggers created before the cloud (e.g. Powertools, imported by a test) hold the real
-        # stream object; point them at the routed one too.
+        self._route_handlers()
+
+    def _route_handlers(self) -> None:
+        """Loggers created outside an invocation (e.g. Powertools imported by a test) hold a
+        console stream object itself: wrap it so an invoking thread's records are routed too.
+        Other threads still write to the same stream through the wrapper."""
+        streams = (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+        consoles = {id(stream) for stream in streams}
+        if self._installed:
+            consoles |= {id(stream) for stream in self._installed}
         for handler in _stream_handlers():
-            if handler.stream is out:
-                self._retargeted.append((handler, out))
-                handler.setStream(routed_out)  # type: ignore[arg-type]
-            elif handler.stream is err:
-                self._retargeted.append((handler, err))
-                handler.setStream(routed_err)  # type: ignore[arg-type]
+            stream = handler.stream
+            if not isinstance(stream, _ThreadRoutedStream) and id(stream) in consoles:
+                handler.setStream(_ThreadRoutedStream(stream, self))  # type: ignore[arg-type]
 
     def uninstall(self) -> None:
         if self._installed is None:
@@ -149,13 +153,10 @@ class OutputRouter:
             sys.stdout = out
         if isinstance(sys.stderr, _ThreadRoutedStream):
             sys.stderr = err
-        for handler, stream in self._retargeted:
-            handler.setStream(stream)
-        # Handlers created during the cloud's life captured a routed stream: give them the real one.
+        # Give every handler holding a routed stream its real one back.
         for handler in _stream_handlers():
             if isinstance(handler.stream, _ThreadRoutedStream):
                 handler.setStream(handler.stream.original)  # type: ignore[arg-type]
-        self._retargeted.clear()
         self._installed = None
         with self._lock:
             for file in self._files.values():
@@ -174,6 +175,7 @@ class OutputRouter:
                 self._files[function] = file
         previous = self.target()
         self._local.target = file
+        self._route_handlers()
         # Something (a test's capsys, a REPL) may have replaced sys.stdout since install().
         wrapped = []
         for name in ("stdout", "stderr"):

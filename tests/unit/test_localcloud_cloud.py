@@ -161,3 +161,21 @@ def test_rate_expressions_give_the_interval_between_firings(expression: str, sec
 
 def test_cron_schedules_are_not_fired_on_a_timer_locally() -> None:
     assert cloud_module.rate_seconds("cron(0 12 * * ? *)") is None
+
+
+def test_each_function_logs_under_its_own_service_name(
+    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlops.observability import logger
+
+    def logs(event: dict[str, Any], context: Any) -> None:
+        logger.info("marker", extra={"marker": event["id"]})
+
+    monkeypatch.setattr(cloud_module, "load_handler", lambda spec: logs)
+    for function in ("ValidateFunction", "DeployFunction"):
+        cloud.invoke(function, {"id": f"svc-{function}"})
+
+        lines = (cloud.log_dir / f"{function}.log").read_text().splitlines()
+        record = next(json.loads(x) for x in reversed(lines) if f"svc-{function}" in x)
+        expected = cloud.functions[function].environment["POWERTOOLS_SERVICE_NAME"]
+        assert record["service"] == expected
