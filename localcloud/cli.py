@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     run = local.add_parser("run", help="one full pipeline run, then a summary")
     run.add_argument("--data", type=Path, help="a CSV/parquet/jsonl.gz file to run instead")
     run.add_argument("--contract", type=Path, help="the dataset contract for --data")
-    run.add_argument("--listings", type=int, default=1000)
+    run.add_argument("--listings", type=int, help="demo catalogue size (default 1000)")
     run.add_argument("--approval", choices=["auto", "manual"], default=None)
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     run.add_argument("--timeout", type=float, default=900.0)
@@ -199,6 +199,8 @@ def _run(args: argparse.Namespace) -> int:
                 if wanted and target.parameters.get("ApprovalPolicy") != wanted:
                     echo(f"note: the running cloud's ApprovalPolicy is not {wanted}")
                 site_url = state.get("demo_site_url")
+                if args.listings:
+                    echo("note: --listings is ignored, the running demo site keeps its catalogue")
                 noise_sigma = state.get("noise_sigma")
             else:
                 echo("Starting a local cloud…")
@@ -219,7 +221,7 @@ def _run(args: argparse.Namespace) -> int:
                 echo(f"Uploaded {args.data.name} as dataset {dataset}: run {run_id}")
             else:
                 if site_url is None:
-                    site = stack.enter_context(_demo_site(args.listings))
+                    site = stack.enter_context(_demo_site(args.listings or 1000))
                     site_url, noise_sigma = site.url, site.catalogue.noise_sigma
                 echo(f"Scraping the demo site {site_url}")
                 start_demo_run(target, site_url)
