@@ -74,13 +74,10 @@ class Rule:
     pattern: dict[str, Any] | None
     schedule: str | None
     enabled: bool
+    # EventBridge's delivery retries; handler errors follow the function's async config.
     retry_attempts: int
     dead_letter_arn: str | None
     queue_url: str = ""
-
-
-class InvocationFailed(RuntimeError):
-    """A handler failed on every attempt its retry policy allows."""
 
 
 def find_run_id(value: Any) -> str | None:
