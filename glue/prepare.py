@@ -1,9 +1,9 @@
 """Glue 5.0 job (Spark 3.5, Python 3.11): prepare one validated run for training.
 
-Reads the run's validated rows, cleans them, keeps the latest copy of each record, adds
-derived features, splits by key hash, fits imputation/scaling/vocabularies on the train split
-with Spark aggregations, and writes curated parquet per split plus ``artifacts/`` and
-``_manifest.json`` (last, so its presence means the run's output is complete).
+Reads the run's validated rows; cleans them, adds derived features and assigns each row its
+split (key hash) in one pass; keeps the latest copy of each record; fits imputation/scaling/
+vocabularies on the train split with Spark aggregations; and writes curated parquet per split
+plus ``artifacts/`` and ``_manifest.json`` (last, so its presence means the output is complete).
 
 Every row-level step runs ``mlops.ml`` on pandas batches through ``mapInPandas``: the exact
 code the model artifact runs at inference. Nothing collects the data to the driver; only
@@ -241,13 +241,23 @@ def prepare_spark(
     rows = validated.select(*selected)
 
     clean_kinds = cleaned_kinds(contract, lineage)
-    marked_kinds = {**clean_kinds, USABLE: "bool"}
+    derived = feature_set(contract["name"])
+    feature_kinds = dict(clean_kinds)
+    feature_kinds.update({n: "float" for n in derived.numeric})
+    feature_kinds.update({n: "string" for n in derived.categorical})
+    feature_kinds[SPLIT_COLUMN] = "string"
+    marked_kinds = {**feature_kinds, USABLE: "bool"}
 
-    def clean_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    # One pass over the data for every row-level step: clean, mark usable, features, split.
+    def row_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
-            yield conform(mark_usable(batch, contract), marked_kinds)
+            marked = mark_usable(batch, contract)
+            usable = marked.pop(USABLE)
+            featured = featurise(marked, contract, shares)
+            featured[USABLE] = usable
+            yield conform(featured, marked_kinds)
 
-    marked = rows.mapInPandas(clean_batches, schema_of(marked_kinds)).cache()
+    marked = rows.mapInPandas(row_batches, schema_of(marked_kinds)).cache()
     tally = marked.agg(
         F.count(F.lit(1)).alias("rows"), F.sum(F.col(USABLE).cast("long")).alias("usable")
     ).collect()[0]
@@ -257,20 +267,7 @@ def prepare_spark(
     if rows_clean == 0:
         raise PreparationFailed(f"no usable rows in run {run_id}: every row lacks a key or target")
 
-    unique = deduplicate(marked.where(F.col(USABLE)).drop(USABLE), contract)
-
-    derived = feature_set(contract["name"])
-    feature_kinds = dict(clean_kinds)
-    feature_kinds.update({n: "float" for n in derived.numeric})
-    feature_kinds.update({n: "string" for n in derived.categorical})
-    feature_kinds[SPLIT_COLUMN] = "string"
-
-    def feature_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            batch = conform(batch, clean_kinds)
-            yield conform(featurise(batch, contract, shares), feature_kinds)
-
-    featured = unique.mapInPandas(feature_batches, schema_of(feature_kinds)).cache()
+    featured = deduplicate(marked.where(F.col(USABLE)).drop(USABLE), contract).cache()
     stats, split_counts = spark_statistics(featured, contract)
     marked.unpersist()
     rows_unique = sum(split_counts.values())

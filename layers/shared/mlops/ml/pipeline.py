@@ -51,22 +51,24 @@ def prepare(
     run_id: str = "",
     shares: Any = DEFAULT_FRACTIONS,
 ) -> Prepared:
-    """Clean, de-duplicate, add features, split, fit on train, curate every split."""
+    """Clean, add features and split, de-duplicate, fit on train, curate every split."""
     rows_in = len(df)
     if rows_in == 0:
         raise UnusableData(f"run {run_id} has no validated rows")
     cleaned = clean(df, contract, training=True)
     if cleaned.empty:
         raise UnusableData(f"no usable rows in run {run_id}: every row lacks a key or target")
-    unique = deduplicate(cleaned, contract)
-    featured = featurise(unique, contract, shares)
-    counts = {s: int((featured[SPLIT_COLUMN] == s).sum()) for s in SPLITS}
+    # Row-level features commute with keeping one row per key: computing them first lets the
+    # Glue job clean and featurise in a single pass over the data.
+    featured = featurise(cleaned, contract, shares)
+    unique = deduplicate(featured, contract)
+    counts = {s: int((unique[SPLIT_COLUMN] == s).sum()) for s in SPLITS}
     check_splits(counts, run_id)
-    train = featured[featured[SPLIT_COLUMN] == "train"]
+    train = unique[unique[SPLIT_COLUMN] == "train"]
     stats = statistics_for(train, contract)
     artifact = fit_from_stats(stats, contract)
     splits = {
-        s: curate(featured[featured[SPLIT_COLUMN] == s].reset_index(drop=True), artifact)
+        s: curate(unique[unique[SPLIT_COLUMN] == s].reset_index(drop=True), artifact)
         for s in SPLITS
     }
     return Prepared(
