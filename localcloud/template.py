@@ -101,7 +101,10 @@ class Template:
         from samtranslator.yaml_helper import yaml_parse
 
         text = (project_root / "template.yaml").read_text()
-        sam = yaml_parse(text)
+        try:
+            sam = yaml_parse(text)
+        except Exception as exc:  # yaml's scanner/parser errors share no useful base class
+            raise TemplateError(f"template.yaml does not parse: {exc}") from exc
         translatable = copy.deepcopy(sam)
         code_dirs = _code_dirs(translatable)
         declared = sam.get("Parameters", {})
