@@ -255,10 +255,15 @@ def deploy_model_package(detail: ModelPackageStateDetail) -> DeployOutcome:
             )
         raise EndpointBusy(f"endpoint {endpoint} is {current.get('EndpointStatus')}; retry later")
     sagemaker.add_tags(ResourceArn=current["EndpointArn"], Tags=intent)
+    update: dict[str, Any] = {}
+    if settings.endpoint_instance_type:
+        # Keep the instance count autoscaling reached instead of the config's initial count.
+        update["RetainAllVariantProperties"] = True
     sagemaker.update_endpoint(
         EndpointName=endpoint,
         EndpointConfigName=config,
         DeploymentConfig=deployment_config(settings),
+        **update,
     )
     logger.info(
         "endpoint updating (blue/green)", extra=record | {"from": current.get("EndpointConfigName")}
