@@ -204,6 +204,19 @@ def test_a_configured_training_image_overrides_the_regional_default(
     assert started_job()["AlgorithmSpecification"]["TrainingImage"] == image
 
 
+def test_configured_hyperparameters_override_the_defaults(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRAINING_HYPERPARAMETERS", '{"learning_rate": 0.2, "max_iter": 50}')
+
+    launch(RUN, DATASET, "1.0.0")
+
+    hyperparameters = started_job()["HyperParameters"]
+    assert json.loads(hyperparameters["learning_rate"]) == 0.2
+    assert json.loads(hyperparameters["max_iter"]) == 50
+    assert json.loads(hyperparameters["max_leaf_nodes"]) == 15
+
+
 class RejectingSageMaker:
     """A SageMaker client whose CreateTrainingJob fails the way the test says."""
 

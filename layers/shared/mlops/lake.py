@@ -12,7 +12,7 @@ _DATASET_IN_KEY = re.compile(r"^(?:dataset=)?([A-Za-z0-9_\-]+)/")
 
 
 def run_prefix(dataset: str, ingest_date: str, run_id: str) -> str:
-    """Prefix of one run in the raw zone, e.g. ``dataset=used_cars/ingest_date=2026-11-27/run_id=…/``."""
+    """Prefix of one run in the raw zone: ``dataset=…/ingest_date=YYYY-MM-DD/run_id=…/``."""
     return f"dataset={dataset}/ingest_date={ingest_date}/run_id={run_id}/"
 
 

@@ -53,7 +53,11 @@ def start(run_id: str, stage: str, **detail: Any) -> None:
         Key={"run_id": run_id, "stage": stage},
         UpdateExpression="SET #s = :s, started_at = :t, detail = :d REMOVE ended_at, reason",
         ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":s": Status.STARTED.value, ":t": _now(), ":d": _to_dynamo(detail)},
+        ExpressionAttributeValues={
+            ":s": Status.STARTED.value,
+            ":t": _now(),
+            ":d": _to_dynamo(detail),
+        },
     )
 
 
@@ -94,7 +98,12 @@ def claim(run_id: str, stage: str, **detail: Any) -> bool:
     try:
         table.put_item(
             Item=_to_dynamo(
-                {"run_id": run_id, "stage": stage, "status": Status.STARTED.value, "started_at": _now()}
+                {
+                    "run_id": run_id,
+                    "stage": stage,
+                    "status": Status.STARTED.value,
+                    "started_at": _now(),
+                }
                 | ({"detail": detail} if detail else {})
             ),
             ConditionExpression="attribute_not_exists(run_id)",

@@ -44,6 +44,7 @@ class Settings(BaseModel):
     training_max_runtime_seconds: int = 3600
     training_use_spot: bool = True
     training_max_wait_seconds: int = 7200
+    training_hyperparameters: str = "{}"
     model_package_group: str | None = None
     approval_policy: Literal["auto", "manual"] = "auto"
     champion_margin: float = 0.0
@@ -58,8 +59,8 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls) -> Settings:
-        env = {name: os.environ[name.upper()] for name in cls.model_fields if name.upper() in os.environ}
-        return cls.model_validate(env)
+        names = (name for name in cls.model_fields if name.upper() in os.environ)
+        return cls.model_validate({name: os.environ[name.upper()] for name in names})
 
     def require(self, name: str) -> str:
         value = getattr(self, name)

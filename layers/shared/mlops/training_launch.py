@@ -154,7 +154,9 @@ def training_request(
     channels.append(_channel("preprocessing", f"{curated_path}artifacts/"))
     if champion:
         channels.append(_channel("champion", champion))
-    params = (hyperparameters or Hyperparameters()).model_dump()
+    if hyperparameters is None:
+        hyperparameters = Hyperparameters.model_validate_json(settings.training_hyperparameters)
+    params = hyperparameters.model_dump()
     hps = _encoded(
         {
             "sagemaker_program": ENTRY_POINT,

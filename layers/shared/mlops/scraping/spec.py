@@ -19,7 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from mlops.clients import client
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "sitespecs"
-USER_AGENT = "serverless-mlops-scraper/0.1 (an ML data pipeline; set user_agent in the site spec to add a contact)"
+USER_AGENT = (
+    "serverless-mlops-scraper/0.1"
+    " (an ML data pipeline; set user_agent in the site spec to add a contact)"
+)
 
 
 class SpecError(ValueError):
