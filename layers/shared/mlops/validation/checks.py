@@ -140,9 +140,12 @@ def check_frame(raw: pd.DataFrame, contract: Contract) -> CheckResult:
 
     for name in (c for c in contract.lineage_columns if c in raw.columns):
         typed[name] = _as_text(raw[name])
-    valid = pd.DataFrame(typed, copy=False)
     if invalid.any():
-        valid = valid.loc[~invalid].reset_index(drop=True)
+        # Masking each column's array directly skips DataFrame.loc's per-column bookkeeping.
+        keep = ~invalid
+        valid = pd.DataFrame({k: v.array[keep] for k, v in typed.items()}, copy=False)
+    else:
+        valid = pd.DataFrame(typed, copy=False)
 
     quarantined = raw.loc[invalid].astype("string").reset_index(drop=True)
     quarantined[FAILED_RULES] = _rule_labels({r: m[invalid] for r, m in failures.items()})
