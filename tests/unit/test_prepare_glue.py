@@ -51,14 +51,15 @@ def used_car_rows(n: int, seed: int = 3) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
-    # Spark's Python workers import mlops.ml and the job's functions from these paths.
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "layers" / "shared")])
     from glue.prepare import spark_session
 
-    session = spark_session()
-    yield session
-    session.stop()
+    with pytest.MonkeyPatch.context() as env:
+        # Spark's Python workers import mlops.ml and the job's functions from these paths.
+        env.setenv("PYSPARK_PYTHON", sys.executable)
+        env.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "layers" / "shared")]))
+        session = spark_session()
+        yield session
+        session.stop()
 
 
 @pytest.fixture(scope="module")
