@@ -39,22 +39,7 @@ EXPECTED: dict[str, set[str]] = {
     "http_get_health.json": {"WebFunction"},
 }
 
-# template.yaml filters DeployFunction's approval rule on `!Ref ModelPackageGroup`, which
-# CloudFormation resolves to the group's ARN while the event carries its name: the rule
-# cannot match on AWS either. Strict, so the fix in template.yaml turns this red until removed.
-KNOWN_TEMPLATE_BUGS = {
-    "model_package_approved.json": "Ref ModelPackageGroup is an ARN; the event has the name",
-}
-
 SAMPLES = sorted(p.name for p in EVENTS.glob("*.json"))
-
-
-def _param(name: str) -> Any:
-    if name in KNOWN_TEMPLATE_BUGS:
-        return pytest.param(
-            name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_TEMPLATE_BUGS[name])
-        )
-    return name
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +84,7 @@ def test_every_sample_event_has_an_expected_route() -> None:
     assert not missing, f"add the expected target of {missing} to EXPECTED"
 
 
-@pytest.mark.parametrize("name", [_param(n) for n in SAMPLES if not n.startswith("http_")])
+@pytest.mark.parametrize("name", [n for n in SAMPLES if not n.startswith("http_")])
 def test_an_eventbridge_sample_reaches_only_its_function(
     name: str, cloud: LocalCloud, delivered: list[tuple[str, dict]]
 ) -> None:
