@@ -73,6 +73,8 @@ def test_a_demo_run_goes_through_every_stage_and_its_counts_reconcile() -> None:
     stages = {item.stage: item for item in outcome.stages}
     assert outcome.finished == "quiescent"
     assert not outcome.failed, [(s.stage, s.short_reason) for s in outcome.failed]
+    assert outcome.missing is None, f"{outcome.missing[0]} triggered nothing"
+    assert outcome.ok
     assert not [s for s in stages if s.startswith("dlq:")]
     scraped = stages["scrape"].counts["records"]
     validated = stages["validate"].counts
