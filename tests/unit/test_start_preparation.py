@@ -176,3 +176,19 @@ def test_a_claim_without_a_started_job_makes_a_duplicate_retry_later(env, event)
     with pytest.raises(PreparationInFlight):
         start_preparation(event("run_validated.json")["detail"])
     assert job_runs(env) == []
+
+
+def test_a_transient_error_before_the_job_starts_releases_the_claim(env, event, monkeypatch):
+    from mlops import preparation
+
+    def unreachable(dataset: str) -> Any:
+        raise ConnectionError("S3 unreachable")
+
+    with monkeypatch.context() as patched, pytest.raises(ConnectionError):
+        patched.setattr(preparation, "load_contract", unreachable)
+        preparation.start_preparation(event("run_validated.json")["detail"])
+
+    retried = preparation.start_preparation(event("run_validated.json")["detail"])
+
+    assert retried.status == "STARTED"
+    assert len(job_runs(env)) == 1

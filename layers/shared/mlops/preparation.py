@@ -143,6 +143,7 @@ def start_preparation(detail: RunValidated | dict[str, Any]) -> PreparationStart
 
     try:
         contract = load_contract(run.dataset)
+        job_run_id, curated, contract_uri = _start_job(run, contract.model_dump(mode="json"))
     except ContractError as exc:
         # Retrying cannot fix a missing or broken contract: record it, do not raise.
         reason = f"contract for {run.dataset}: {exc}"
@@ -151,11 +152,9 @@ def start_preparation(detail: RunValidated | dict[str, Any]) -> PreparationStart
         return PreparationStart(
             run_id=run.run_id, dataset=run.dataset, status="REJECTED", reason=reason
         )
-
-    try:
-        job_run_id, curated, contract_uri = _start_job(run, contract.model_dump(mode="json"))
     except BaseException:
-        # No job run exists: give the claim back so EventBridge's retry can start one.
+        # No job run exists (a transient S3/Glue error or throttling): give the claim back so
+        # EventBridge's retry can start one.
         _release_claim(run.run_id, settings.require("ledger_table"))
         raise
     ledger.start(
