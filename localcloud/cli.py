@@ -216,6 +216,8 @@ def _run(args: argparse.Namespace) -> int:
             view = LedgerView(target.client("dynamodb"), target.resources["RunLedgerTable"])
             before = view.keys()
             run_id = None
+            served_dataset = target.parameters.get("DatasetName", "used_cars")
+            dataset = served_dataset
             if args.data:
                 dataset, run_id = upload_dataset(target, args.data, args.contract)
                 echo(f"Uploaded {args.data.name} as dataset {dataset}: run {run_id}")
@@ -229,7 +231,9 @@ def _run(args: argparse.Namespace) -> int:
                 target, view, since=before, run_id=run_id, timeout=args.timeout, echo=echo
             )
             prediction = None
-            if outcome.ok and any(s.stage == "deploy" for s in outcome.stages):
+            deployed = any(s.stage == "deploy" for s in outcome.stages)
+            # The web app serves the template's dataset; a user dataset has its own endpoint.
+            if outcome.ok and deployed and dataset == served_dataset:
                 prediction = sample_prediction(target)
             summary = summarise(outcome, noise_sigma=noise_sigma, prediction=prediction)
             if summary.get("next") and not state:
