@@ -198,3 +198,32 @@ def test_nothing_is_left_running_after_the_cloud_stops() -> None:
     assert left == []
     assert not any(_accepts(url) for url in urls)
     assert not cloud.workdir.exists()
+
+
+def test_mlops_local_run_on_a_user_dataset_prints_a_reconciled_json_summary(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import localcloud.remote as remote
+    from demosite.catalogue import COLUMNS, Catalogue
+
+    # Its own cloud even if a developer's `mlops local up` is running.
+    monkeypatch.setattr(remote, "live_state", lambda root: None)
+    contract = tmp_path / "garage.yaml"
+    bundled = Path(cli.PROJECT_ROOT) / "layers/shared/mlops/contracts/used_cars.yaml"
+    contract.write_text(bundled.read_text().replace("name: used_cars", "name: garage_cars", 1))
+    data = tmp_path / "cars.csv"
+    rows = Catalogue.generate(listings=150, seed=5).listings
+    lines = [",".join(COLUMNS)]
+    lines += [",".join("" if r[c] is None else str(r[c]) for c in COLUMNS) for r in rows]
+    data.write_text("\n".join(lines) + "\n")
+
+    arguments = ["local", "run", "--data", str(data), "--contract", str(contract)]
+    code = cli.main([*arguments, "--json", "--timeout", "600"])
+
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0, summary.get("failure")
+    assert summary["ok"] is True
+    assert summary["run_id"].startswith("upload-")
+    assert summary["reconciliation"]["rows_in"] == len(rows)
+    assert summary["reconciliation"]["reconciles"] is True
+    assert [s["stage"] for s in summary["stages"]][:2] == ["validate", "prepare"]
