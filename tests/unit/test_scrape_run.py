@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -125,7 +126,8 @@ def test_the_crawl_reuses_one_connection_and_names_itself_honestly(lake: Any, si
 
     assert site.connections == 1
     (agent,) = site.user_agents
-    assert agent.startswith("serverless-mlops-scraper/") and "(+http" in agent
+    # Names the crawler, its version and what it is for (a site spec adds a contact URL).
+    assert re.match(r"^serverless-mlops-scraper/\d+\.\d+ \(.+\)$", agent)
 
 
 def test_a_listing_linked_from_two_index_pages_is_fetched_once(lake: Any, site: Any) -> None:
