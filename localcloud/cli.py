@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from localcloud.cloud import PROJECT_ROOT, LocalCloud
+from localcloud.template import TemplateError
 
 _EXIT_NO_CLOUD = 3
 
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     up = local.add_parser("up", help="local cloud + demo site + web app until Ctrl-C")
     up.add_argument("--approval", choices=["auto", "manual"], default=None)
     up.add_argument("--listings", type=int, default=3000)
+    _parameter_option(up)
     run = local.add_parser("run", help="one full pipeline run, then a summary")
     run.add_argument("--data", type=Path, help="a CSV/parquet/jsonl.gz file to run instead")
     run.add_argument("--contract", type=Path, help="the dataset contract for --data")
@@ -41,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--approval", choices=["auto", "manual"], default=None)
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     run.add_argument("--timeout", type=float, default=900.0)
+    _parameter_option(run)
 
     status = commands.add_parser("status", help="a run's stage timeline (latest run by default)")
     status.add_argument("run_id", nargs="?")
@@ -63,6 +66,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parameter_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameter override, like sam deploy --parameter-overrides (repeatable)",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {
@@ -73,11 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "predict": _model_command,
         "publish-code": _publish,
     }
-    if args.command == "local":
-        code = _up(args) if args.local_command == "up" else _run(args)
-    else:
-        code = handlers[args.command](args)
-    return code
+    try:
+        if args.command == "local":
+            return _up(args) if args.local_command == "up" else _run(args)
+        return handlers[args.command](args)
+    except TemplateError as exc:
+        _echo(f"mlops: {exc}")
+        return 2
 
 
 @contextlib.contextmanager
@@ -96,9 +111,14 @@ def _signals_stop(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _parameters(approval: str | None) -> dict[str, str]:
+def _parameters(approval: str | None, overrides: Sequence[str] = ()) -> dict[str, str]:
     # The demo site is ours, on 127.0.0.1: the template's politeness delay only slows it down.
     parameters = {"PolitenessDelaySeconds": "0"}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--parameter {item!r}: expected KEY=VALUE")
+        parameters[key] = value
     return parameters | ({"ApprovalPolicy": approval} if approval else {})
 
 
@@ -125,7 +145,9 @@ def _up(args: argparse.Namespace) -> int:
         try:
             _echo("Starting the local cloud…")
             cloud = stack.enter_context(
-                LocalCloud(PROJECT_ROOT, _parameters(args.approval), log_dir=log_dir)
+                LocalCloud(
+                    PROJECT_ROOT, _parameters(args.approval, args.parameter), log_dir=log_dir
+                )
             )
             site = stack.enter_context(_demo_site(args.listings))
             stack.callback(remove_state, PROJECT_ROOT)
@@ -207,7 +229,7 @@ def _run(args: argparse.Namespace) -> int:
                 target = stack.enter_context(
                     LocalCloud(
                         PROJECT_ROOT,
-                        _parameters(args.approval),
+                        _parameters(args.approval, args.parameter),
                         console=echo,
                         log_dir=PROJECT_ROOT / ".localcloud" / "logs",
                     )
