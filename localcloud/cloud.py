@@ -191,7 +191,6 @@ class LocalCloud:
         self._service_endpoints: dict[str, str] = {}
         self._base_env = dict(os.environ)
         self._output = OutputRouter(self.log_dir)
-        self._started = False
         self.invocations: list[dict[str, Any]] = []
         self.dead_letters: list[dict[str, Any]] = []
 
@@ -218,7 +217,6 @@ class LocalCloud:
             self.endpoint_url = f"http://{host}:{port}"
             self._reset_moto()
             self._output.install()
-            self._started = True
             self._provision()
             if self._want_publish:
                 from localcloud.publish import publish_code
@@ -260,7 +258,6 @@ class LocalCloud:
         with self._clients_lock:
             self._clients.clear()
         shutil.rmtree(self.workdir, ignore_errors=True)
-        self._started = False
 
     def _reset_moto(self) -> None:
         """moto's backends are process-wide: start and leave with an empty account."""
