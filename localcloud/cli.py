@@ -371,7 +371,12 @@ def _model_command(args: argparse.Namespace) -> int:
 def _publish(args: argparse.Namespace) -> int:
     from localcloud.publish import publish_to_stack
 
-    for key in publish_to_stack(args.stack_name, PROJECT_ROOT):
+    try:
+        written = publish_to_stack(args.stack_name, PROJECT_ROOT)
+    except Exception as exc:  # credentials, a missing stack or output: say which
+        _echo(f"mlops publish-code: {type(exc).__name__}: {exc}")
+        return 1
+    for key in written:
         _echo(f"uploaded {key}")
     return 0
 
