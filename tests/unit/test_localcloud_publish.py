@@ -58,3 +58,24 @@ def test_bundled_contracts_are_published_under_contracts(s3: object) -> None:
     for contract in bundled:
         assert f"contracts/{contract.name}" in written
         assert body(s3, f"contracts/{contract.name}") == contract.read_bytes()
+
+
+def test_publishing_to_a_deployed_stack_finds_its_artifacts_bucket_output(aws: None) -> None:
+    import json
+
+    from localcloud.publish import publish_to_stack
+
+    template = {
+        "Resources": {"Artifacts": {"Type": "AWS::S3::Bucket"}},
+        "Outputs": {"ArtifactsBucketName": {"Value": {"Ref": "Artifacts"}}},
+    }
+    cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+    cloudformation.create_stack(StackName="serverless-mlops-dev", TemplateBody=json.dumps(template))
+    outputs = cloudformation.describe_stacks(StackName="serverless-mlops-dev")["Stacks"][0]
+    bucket = outputs["Outputs"][0]["OutputValue"]
+
+    written = publish_to_stack("serverless-mlops-dev", ROOT)
+
+    listed = boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket=bucket)
+    assert sorted(o["Key"] for o in listed["Contents"]) == sorted(written)
+    assert "code/training/sourcedir.tar.gz" in written
