@@ -1,0 +1,1 @@
+"""The local cloud (moto in-process, template.yaml provisioned and routed) and the mlops CLI."""
