@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from mlops.contract import Contract, bundled_contract
@@ -202,3 +203,91 @@ def test_a_null_share_over_the_tolerance_is_reported(contract: Contract) -> None
 
     assert result.rows_valid == 10
     assert result.null_share_over_tolerance == {"transmission": {"share": 0.2, "max": 0.05}}
+
+
+def free_ids(contract: Contract) -> Contract:
+    """``contract`` with identifiers of any shape (no pattern on listing_id)."""
+    columns = dict(contract.columns)
+    columns["listing_id"] = columns["listing_id"].model_copy(update={"pattern": None})
+    return contract.model_copy(update={"columns": columns})
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        # Same first and last 8 bytes: only the middle tells them apart.
+        [f"prefix-A{i % 7:06d}-suffix-Z" for i in range(40)],
+        # Around the 8-byte word: shorter, exactly 8, longer; trailing NUL bytes; non-ASCII.
+        ["a", "a\x00", "abcdefgh", "abcdefghi", "bcdefghi", "é", "日本語", "a", "abcdefgh"] * 3,
+        # Copies that only match once trimmed.
+        ["L000001", " L000001", "L000001 ", "L000002", "L000002"],
+    ],
+)
+def test_repeated_keys_are_found_exactly_whatever_the_key_looks_like(
+    contract: Contract, ids: list[str]
+) -> None:
+    records = [car(i, listing_id=key) for i, key in enumerate(ids)]
+    expected = pd.Series([key.strip() for key in ids]).duplicated(keep="first")
+
+    result = check_frame(
+        frame(*records), free_ids(contract).model_copy(update={"max_invalid_share": 1.0})
+    )
+
+    assert result.rule_failures.get("duplicate_key", 0) == int(expected.sum())
+    assert result.valid["listing_id"].tolist() == [
+        k.strip() for k, d in zip(ids, expected, strict=True) if not d
+    ]
+
+
+def test_keys_in_several_arrow_chunks_are_checked_as_one_column(contract: Contract) -> None:
+    raw = frame(*clean(6), car(2), car(5))
+    chunks = pa.chunked_array([raw["listing_id"].tolist()[:3], raw["listing_id"].tolist()[3:]])
+    raw["listing_id"] = pd.Series(pd.arrays.ArrowStringArray(chunks.cast(pa.large_string())))
+    raw["make"] = pd.Series(
+        pd.arrays.ArrowStringArray(
+            pa.chunked_array([["VW"] * 4, ["Toyota"] * 4], pa.large_string())
+        )
+    )
+
+    result = check_frame(raw, contract)
+
+    assert result.rule_failures == {"duplicate_key": 2}
+    assert result.valid["make"].tolist() == ["volkswagen"] * 4 + ["toyota"] * 2
+
+
+def test_a_pattern_must_match_the_whole_value_even_with_alternatives(contract: Contract) -> None:
+    columns = dict(contract.columns)
+    columns["body"] = columns["body"].model_copy(update={"pattern": "sedan|suv"})
+    patterned = contract.model_copy(update={"columns": columns})
+    records = [car(1, body="sedan"), car(2, body="SUV"), car(3, body="wagon"), car(4)]
+
+    result = check_frame(frame(*records), patterned)
+
+    assert result.invalid[FAILED_RULES].tolist() == ["pattern:body"]
+    assert result.invalid["body"].tolist() == ["wagon"]
+
+
+def test_dates_are_parsed_once_per_distinct_text_and_checked_per_row(contract: Contract) -> None:
+    dates = ["2026-10-01", "2026-10-01T12:00:00+02:00", "  ", "1990-01-01", "soon", "2026-10-01"]
+    records = [car(i, posted_date=d) for i, d in enumerate(dates, start=1)]
+
+    result = check_frame(frame(*records), contract.model_copy(update={"max_invalid_share": 1.0}))
+
+    assert result.invalid[FAILED_RULES].tolist() == ["range:posted_date", "type:posted_date"]
+    posted = result.valid["posted_date"]
+    assert posted.dt.strftime("%Y-%m-%d %H:%M").tolist()[:2] == [
+        "2026-10-01 00:00",
+        "2026-10-01 10:00",
+    ]
+    assert posted.isna().tolist() == [False, False, True, False]
+
+
+def test_whole_numbers_past_2_62_and_infinities_are_type_errors(contract: Contract) -> None:
+    raw = frame(*clean(4), car(5), car(6))
+    raw["year"] = pd.Series([2015, 2016, 2017, 2018, 2**62 + 2**11, 2019], dtype="int64")
+    raw["price"] = [9500.0, 9600.0, 9700.0, 9800.0, 9900.0, float("inf")]
+
+    result = check_frame(raw, contract)
+
+    assert result.invalid[FAILED_RULES].tolist() == ["type:year", "type:price"]
+    assert result.valid["year"].tolist() == [2015, 2016, 2017, 2018]
