@@ -191,6 +191,7 @@ class LocalCloud:
         self._service_endpoints: dict[str, str] = {}
         self._base_env = dict(os.environ)
         self._output = OutputRouter(self.log_dir)
+        self._pandas_strings: str | None = None
         self.invocations: list[dict[str, Any]] = []
         self.dead_letters: list[dict[str, Any]] = []
 
@@ -211,6 +212,7 @@ class LocalCloud:
                 if str(path) not in sys.path:
                     sys.path.append(str(path))
             logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            self._pandas_strings = _python_backed_strings()
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
             self._server.start()
             host, port = self._server.get_host_and_port()
@@ -255,6 +257,8 @@ class LocalCloud:
                 _quietly(inner.server_close)
             self._server = None
         self._output.uninstall()
+        _restore_strings(self._pandas_strings)
+        self._pandas_strings = None
         with self._clients_lock:
             self._clients.clear()
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -769,6 +773,28 @@ def _as_own_service(service: str | None) -> None:
         return
     observability.logger.append_keys(service=service)
     observability.metrics.service = service
+
+
+def _python_backed_strings() -> str | None:
+    """Handlers run on worker threads here (on Lambda, on the main thread). pandas 3 builds str
+    columns through pyarrow, and that path has crashed the process (SIGSEGV in
+    ArrowStringArray._from_sequence, validate's read_csv on a dispatcher thread): use
+    Python-backed str columns while the cloud runs. Same values and dtype name ("str")."""
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is in the dev venv
+        return None
+    previous = str(pd.get_option("mode.string_storage"))
+    pd.set_option("mode.string_storage", "python")
+    return previous
+
+
+def _restore_strings(previous: str | None) -> None:
+    if previous is None:
+        return
+    import pandas as pd
+
+    pd.set_option("mode.string_storage", previous)
 
 
 def _quietly(call: Callable[[], Any]) -> None:
