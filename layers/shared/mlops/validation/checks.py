@@ -9,6 +9,7 @@ kernels; numbers take a text route only for the few values that did not parse as
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +25,8 @@ LINEAGE_ADDED = ("run_id", "ingest_date", "ingest_time", "source_object")
 FAILED_RULES = "failed_rules"
 REJECTED_RULE = "object_rejected"
 
-_TRUE = ["true", "t", "yes", "y", "1"]
-_FALSE = ["false", "f", "no", "n", "0"]
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
 # Only formats with one reading are normalised: a leading currency sign and US thousands
 # separators ("$12,500.50"). "12.500" or "12 500" could mean two things and stay type errors.
 _CURRENCY = r"^[+-]?\s*[$€£]\s*"
@@ -35,6 +36,8 @@ _DTYPES = {"int": "Int64", "float": "Float64", "string": "string", "category": "
 _BYTE_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
 # An odd multiplier (2**64 / golden ratio) so a string's last 8 bytes do not cancel its first.
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+# A bitmap of 2**20 buckets (1 MiB) finds the rows holding one of a few repeated fingerprints.
+_BUCKET_BITS = 20
 
 
 @dataclass
@@ -178,7 +181,7 @@ def check_frame(raw: pd.DataFrame, contract: Contract) -> CheckResult:
 def _as_cells(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows as they came, every cell as text (``astype("string")``), on a fresh index."""
     cells = pd.DataFrame(
-        {i: _cell_text(rows.iloc[:, i]) for i in range(rows.shape[1])},
+        {i: _cell_text(column) for i, (_, column) in enumerate(rows.items())},
         index=pd.RangeIndex(len(rows)),
         copy=False,
     )
@@ -193,12 +196,14 @@ def _cell_text(column: pd.Series) -> pd.array:
     and the same prices and sizes recur; whole floats, the usual kind, are written by
     Arrow as integers with ".0" (what repr gives below 1e16).
     """
-    if not (isinstance(column.dtype, np.dtype) and column.dtype == np.float64):
-        return column.astype("string").array
+    floats = isinstance(column.dtype, np.dtype) and column.dtype == np.float64
+    # A few rows are not worth finding their distinct values.
+    if not floats or len(column) < 256:
+        return column.array.astype("string")
     values = column.to_numpy()
     if np.signbit(values[values == 0]).any():
         # Distinct values would make -0.0 and 0.0 one: the per-value route keeps both.
-        return column.astype("string").array
+        return column.array.astype("string")
     codes, distinct = pd.factorize(values, use_na_sentinel=True)
     whole = (np.abs(distinct) < 1e16) & (distinct == np.trunc(distinct))
     text = np.empty(len(distinct), dtype=object)
@@ -237,13 +242,22 @@ def _repeated_text(key: pd.Series, complete: np.ndarray) -> np.ndarray:
     shared = ordered[1:][ordered[1:] == ordered[:-1]]
     if not len(shared):
         return repeated
-    candidates = np.flatnonzero(
-        pd.Series(fingerprints, copy=False).isin(np.unique(shared)).to_numpy() & complete
-    )
+    # Rows holding a shared fingerprint: a bitmap over a hash of the fingerprints rules out
+    # nearly every row in one gather (a set look-up per row costs several times more), and
+    # the few rows left are looked up exactly.
+    bitmap = np.zeros(1 << _BUCKET_BITS, dtype=bool)
+    bitmap[_bucket(shared)] = True
+    maybe = np.flatnonzero(bitmap[_bucket(fingerprints)] & complete)
+    candidates = maybe[pd.Series(fingerprints[maybe], copy=False).isin(shared).to_numpy()]
     # Kept in row order, so the first copy among the candidates is the first copy overall.
     copies = key.iloc[candidates].duplicated(keep="first").to_numpy(dtype=bool)
     repeated[candidates[copies]] = True
     return repeated
+
+
+def _bucket(fingerprints: np.ndarray) -> np.ndarray:
+    """The top bits of a multiplicative hash: short strings' fingerprints vary in any bits."""
+    return (fingerprints * _MIX) >> np.uint64(64 - _BUCKET_BITS)
 
 
 def _fingerprints(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -311,9 +325,17 @@ def _flags(result: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(result.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _fullmatch(text: pa.Array | pa.ChunkedArray, pattern: str) -> np.ndarray:
-    # Anchored around a group, so the whole value must match even with alternatives (a|b).
-    return _flags(pc.match_substring_regex(text, pattern=f"^(?:{pattern})$"))
+def _fullmatch(text: pd.Series, pattern: str) -> np.ndarray:
+    """Rows of Arrow-backed ``text`` that ``pattern`` matches whole, as Python's ``re`` would."""
+    if any(t in pattern.replace("(?:", "") for t in ("\\", "(?", "[:", "{,")):
+        # Escapes (\s, \w, \d...), lookarounds, inline flags, POSIX classes and open
+        # repeats read differently in RE2, Arrow's engine, or not at all: pandas knows
+        # when to fall back to Python's re.
+        return text.str.fullmatch(pattern).to_numpy(dtype=bool, na_value=False)
+    # Literals, classes, quantifiers and anchors read the same in both. Arrow's kernel
+    # called directly skips pandas' conversion of the result; the pattern is anchored
+    # around a group so the whole value must match even with alternatives (a|b).
+    return _flags(pc.match_substring_regex(_arrow(text), pattern=f"^(?:{pattern})$"))
 
 
 def _distinct(series: pd.Series) -> tuple[np.ndarray, pa.Array]:
@@ -457,56 +479,52 @@ def _datetimes(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column
 def _labels(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
     """Categories and booleans, normalised and checked once per distinct value.
 
-    The distinct values are few, so Arrow's kernels are called on them directly: a pandas
-    string method costs more in wrapping its result than the kernel costs on ten values.
+    The distinct values are few, so they are handled as Python strings, with the contract's
+    own ``normalise_label`` and Python's ``re``: the same rules the contract's labels,
+    aliases and patterns are written and checked with, at a cost that does not grow with
+    the rows. Only the codes are per row.
     """
-    codes, raw = _distinct(series)
-    # normalise_label, vectorized: trimmed, one inner space, lower case, then the aliases.
-    text = pc.utf8_lower(
-        pc.replace_substring_regex(pc.utf8_trim_whitespace(raw), pattern=r"\s+", replacement=" ")
-    )
+    codes, distinct = _distinct(series)
+    raw = distinct.to_pylist()
     aliases = {normalise_label(a): normalise_label(c) for a, c in spec.aliases.items()}
-    if aliases:
-        # One hash look-up of every distinct value (Series.replace makes a pass per alias).
-        position = pc.index_in(text, value_set=pa.array(list(aliases), type=text.type))
-        canonical = pa.array(list(aliases.values()), type=text.type).take(position)
-        text = pc.coalesce(canonical, text)
-    blank = _flags(pc.equal(text, ""))
+    text = [aliases.get(label, label) for label in map(normalise_label, raw)]
+    blank = np.array([label == "" for label in text], dtype=bool)
     if blank.any():
         codes = np.where(_per_row(blank, codes), -1, codes)
         null |= codes < 0
-    changed = _flags(pc.not_equal(text, raw)) & ~blank
+    changed = np.array([a != b for a, b in zip(text, raw, strict=True)], dtype=bool) & ~blank
     normalised = int(np.count_nonzero(_per_row(changed, codes))) if changed.any() else 0
 
     type_bad = None
     if spec.type == "bool":
-        true = _flags(pc.is_in(text, value_set=pa.array(_TRUE, type=text.type)))
-        false = _flags(pc.is_in(text, value_set=pa.array(_FALSE, type=text.type)))
+        true = np.array([label in _TRUE for label in text], dtype=bool)
+        false = np.array([label in _FALSE for label in text], dtype=bool)
         truth = pd.arrays.BooleanArray(true, ~(true | false))
         type_bad = _rows_flagged(~(true | false) & ~blank, codes)
         values = pd.Series(truth.take(codes, allow_fill=True))
     else:
         # Codes into the distinct labels: no per-row string copies. Aliases can make two
         # distinct raw values one label, so the categories are the unique labels.
-        labels, label_codes = np.unique(text.to_numpy(zero_copy_only=False), return_inverse=True)
+        labels, label_codes = np.unique(np.array(text, dtype=object), return_inverse=True)
         # Looked up in the smallest integer type holding every code (what Categorical keeps),
         # so the per-row gather writes bytes, not 8-byte integers converted afterwards.
         lookup = np.append(label_codes.ravel(), -1).astype(np.min_scalar_type(-len(labels) - 1))
-        row_codes = lookup[codes]
         values = pd.Series(
             pd.Categorical.from_codes(
-                row_codes, categories=pd.Index(labels, dtype="string"), validate=False
+                lookup[codes], categories=pd.Index(labels, dtype="string"), validate=False
             )
         )
 
     allowed = None
     if spec.allowed is not None:
-        permitted = sorted({normalise_label(v) for v in spec.allowed})
-        listed = _flags(pc.is_in(text, value_set=pa.array(permitted, type=text.type)))
+        permitted = {normalise_label(v) for v in spec.allowed}
+        listed = np.array([label in permitted for label in text], dtype=bool)
         allowed = _rows_flagged(~listed, codes)
     pattern = None
     if spec.pattern is not None:
-        pattern = _rows_flagged(~_fullmatch(text, spec.pattern), codes)
+        compiled = re.compile(spec.pattern)
+        matched = np.array([compiled.fullmatch(label) is not None for label in text], dtype=bool)
+        pattern = _rows_flagged(~matched, codes)
     return _Column(
         values,
         null,
@@ -538,7 +556,7 @@ def _strings(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
         allowed = ~listed & ~null
     pattern = None
     if spec.pattern is not None:
-        pattern = ~_fullmatch(trimmed, spec.pattern) & ~null
+        pattern = ~_fullmatch(text, spec.pattern) & ~null
     return _Column(
         text.reset_index(drop=True),
         null,
