@@ -68,7 +68,7 @@ deploy: build ## Deploy: guided the first time, then `sam deploy --config-env $(
 	$(PY) -m localcloud publish-code --stack-name serverless-mlops-$(CONFIG_ENV)
 
 invoke: $(VENV)/.installed ## Run a handler on a sample event locally: make invoke FN=scrape EVENT=events/scheduled.json
-	$(PY) -m localcloud invoke $(FN) $(EVENT)
+	$(PY) -m localcloud invoke $(FN) $(EVENT) $(if $(filter scrape ScrapeFunction,$(FN)),--demo-site 200)
 
 test: lint validate checkov $(VENV)/.installed ## Lint, template checks, then every test
 	@tools/ensure-chromium.sh

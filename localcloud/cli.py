@@ -318,7 +318,10 @@ def _invoke(args: argparse.Namespace) -> int:
         )
         if args.demo_site and event.get("detail-type") == "Scheduled Event":
             site = stack.enter_context(_demo_site(args.demo_site))
-            event.setdefault("detail", {}).setdefault("start_url", f"{site.url}listings?page=1")
+            detail = event.setdefault("detail", {})
+            detail.setdefault("start_url", f"{site.url}listings?page=1")
+            # The demo site is ours, on 127.0.0.1: no need to be polite to it.
+            detail.setdefault("politeness_delay_seconds", 0)
         spec = cloud.function(args.function)
         _echo(f"Invoking {spec.logical_id} ({spec.name}) with {args.event_file}")
         try:
