@@ -65,6 +65,9 @@ def site(
             yield api, runtime
     finally:
         runtime.stop()
+        # The web module caches what the endpoint serves, as a warm Lambda would: forget it.
+        endpoint.clear_cache()
+        fields.clear_cache()
 
 
 @pytest.fixture

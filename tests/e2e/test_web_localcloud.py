@@ -13,6 +13,7 @@ from lxml import html
 
 from mlops import naming
 from mlops.contract import bundled_contract
+from mlops.web import endpoint, fields
 
 pytestmark = pytest.mark.e2e
 
@@ -21,6 +22,9 @@ pytestmark = pytest.mark.e2e
 def cloud() -> Iterator[Any]:
     from localcloud.cloud import LocalCloud
 
+    # A fresh cloud is a fresh deployment: nothing a warm web module remembers may carry over.
+    endpoint.clear_cache()
+    fields.clear_cache()
     with LocalCloud(executors=[], publish=False) as running:
         yield running
 
