@@ -260,8 +260,12 @@ def _bucket(fingerprints: np.ndarray) -> np.ndarray:
     return (fingerprints * _MIX) >> np.uint64(64 - _BUCKET_BITS)
 
 
-def _fingerprints(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A 64-bit fingerprint per string: equal strings always share one."""
+def _text_bytes(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Each string's byte offsets (from 0) and all the bytes, 8 zero bytes after the last.
+
+    Read straight from Arrow's buffers; the zeros let a read of 8 bytes at any string's
+    start stay inside.
+    """
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
     if not pa.types.is_large_string(text.type):
@@ -271,16 +275,20 @@ def _fingerprints(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
         text.offset : text.offset + len(text) + 1
     ]
     begin, end = int(bounds[0]), int(bounds[-1])
-    # The strings' bytes, with 8 zero bytes after the last so every 8-byte read stays inside.
     data = np.zeros(end - begin + 8, dtype=np.uint8)
     if data_buffer is not None:
         data[: end - begin] = np.frombuffer(data_buffer, dtype=np.uint8)[begin:end]
+    return bounds - begin, data
+
+
+def _fingerprints(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A 64-bit fingerprint per string: equal strings always share one."""
+    bounds, data = _text_bytes(text)
     # The little-endian 8-byte word at every byte offset, as a view (no copy).
     words = np.ndarray((len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
-    bounds = bounds - begin
     starts, ends = bounds[:-1], bounds[1:]
     lengths = ends - starts
-    shortest, longest = (int(lengths.min()), int(lengths.max())) if len(text) else (0, 0)
+    shortest, longest = (int(lengths.min()), int(lengths.max())) if len(lengths) else (0, 0)
     # Bytes past a string's end belong to the next one: masked off strings under 8 bytes.
     keep = _BYTE_MASKS[np.minimum(lengths, 8)] if shortest < 8 else None
     head = words[starts]
@@ -292,6 +300,22 @@ def _fingerprints(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if keep is not None:
         tail &= keep
     return head ^ tail * _MIX
+
+
+def _untrimmed(text: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+    """Empty strings if no string could need trimming, else None (they must be trimmed).
+
+    Whitespace is an ASCII byte up to the space or a non-ASCII character, so a string whose
+    first and last bytes are neither has nothing to trim: two bytes per row, not a copy of
+    every string.
+    """
+    bounds, data = _text_bytes(text)
+    starts, ends = bounds[:-1], bounds[1:]
+    filled = ends > starts
+    for edge in (data[starts], data[np.maximum(ends - 1, 0)]):
+        if np.any(filled & ((edge <= 0x20) | (edge >= 0x80))):
+            return None
+    return ~filled
 
 
 def _is_arrow_text(series: pd.Series) -> bool:
@@ -409,13 +433,15 @@ def _numbers(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
             fixed = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
             numbers[unparsed] = fixed
             repaired = int(np.count_nonzero(~np.isnan(fixed)))
-    if spec.type == "int":
-        # Comparisons with NaN are False, so nulls, NaN and inf all fall out here: whole
-        # numbers only (numbers read as integers are), within 2**62, past which a float no
-        # longer holds an exact integer (and Int64 would overflow).
-        whole = np.abs(numbers) <= 2.0**62
-        if not pd.api.types.is_integer_dtype(series):
-            whole &= numbers == np.floor(numbers)
+    # An int is a whole number within 2**62, past which a float no longer holds an exact
+    # integer (and Int64 would overflow).
+    if spec.type == "int" and isinstance(series.dtype, np.dtype) and series.dtype.kind in "iu":
+        # Plain integers: no nulls and nothing fractional, so the extremes are enough.
+        within = len(numbers) == 0 or max(-numbers.min(), numbers.max()) <= 2.0**62
+        bad = np.zeros(len(numbers), dtype=bool) if within else np.abs(numbers) > 2.0**62
+    elif spec.type == "int":
+        # Comparisons with NaN are False: nulls, NaN and inf all fall out of ``whole``.
+        whole = (np.abs(numbers) <= 2.0**62) & (numbers == np.floor(numbers))
         bad = ~whole & ~null
     else:
         bad = ~np.isfinite(numbers) & ~null
@@ -429,11 +455,12 @@ def _numbers(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
     else:
         out = pd.arrays.FloatingArray(filled, missing)
     # Bounds on the floats themselves: NaN (every missing value) compares False.
-    outside = np.zeros(len(numbers), dtype=bool)
+    outside = None
     if spec.min is not None:
-        outside |= numbers < spec.min
+        outside = numbers < spec.min
     if spec.max is not None:
-        outside |= numbers > spec.max
+        above = numbers > spec.max
+        outside = above if outside is None else outside | above
     allowed = None
     if spec.allowed is not None:
         permitted = [float(v) for v in spec.allowed]
@@ -538,16 +565,22 @@ def _labels(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
 def _strings(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
     """Free text (identifiers, URLs): mostly distinct values, so checked row-wise in Arrow."""
     raw = _as_text(series)
-    text = raw.str.strip()
+    empty = _untrimmed(_arrow(raw))
+    if empty is not None:
+        # Nothing to trim (the usual case for identifiers): blanks are the empty strings.
+        text, blank, changed = raw, empty & ~null, np.zeros(len(raw), dtype=bool)
+    else:
+        text = raw.str.strip()
+        # Byte lengths answer both questions without comparing text: nothing left is a
+        # blank, fewer bytes than before means something was trimmed.
+        length = pc.binary_length(_arrow(text))
+        blank = _flags(pc.equal(length, 0))
+        changed = _flags(pc.not_equal(length, pc.binary_length(_arrow(raw))))
     trimmed = _arrow(text)
-    # Byte lengths answer both questions without comparing text: nothing left is a blank,
-    # fewer bytes than before means something was trimmed.
-    length = pc.binary_length(trimmed)
-    blank = _flags(pc.equal(length, 0))
     if blank.any():
         null |= blank
         text = text.where(~null)
-    changed = _flags(pc.not_equal(length, pc.binary_length(_arrow(raw)))) & ~null
+    changed &= ~null
     allowed = None
     if spec.allowed is not None:
         permitted = sorted({normalise_label(v) for v in spec.allowed})
