@@ -19,6 +19,8 @@ from localcloud.cloud import PROJECT_ROOT, LocalCloud
 from localcloud.template import TemplateError
 
 _EXIT_NO_CLOUD = 3
+# A few thousand listings: enough rows for the model to come within ~15% of the noise floor.
+DEMO_LISTINGS = 3000
 
 
 def _echo(text: str) -> None:
@@ -34,12 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     up = local.add_parser("up", help="local cloud + demo site + web app until Ctrl-C")
     up.add_argument("--approval", choices=["auto", "manual"], default=None)
-    up.add_argument("--listings", type=int, default=3000)
+    up.add_argument("--listings", type=int, default=DEMO_LISTINGS)
     _parameter_option(up)
     run = local.add_parser("run", help="one full pipeline run, then a summary")
     run.add_argument("--data", type=Path, help="a CSV/parquet/jsonl.gz file to run instead")
     run.add_argument("--contract", type=Path, help="the dataset contract for --data")
-    run.add_argument("--listings", type=int, help="demo catalogue size (default 1000)")
+    run.add_argument("--listings", type=int, help="demo catalogue size (default 3000)")
     run.add_argument("--approval", choices=["auto", "manual"], default=None)
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     run.add_argument("--timeout", type=float, default=900.0)
@@ -245,7 +247,7 @@ def _run(args: argparse.Namespace) -> int:
                 echo(f"Uploaded {args.data.name} as dataset {dataset}: run {run_id}")
             else:
                 if site_url is None:
-                    site = stack.enter_context(_demo_site(args.listings or 1000))
+                    site = stack.enter_context(_demo_site(args.listings or DEMO_LISTINGS))
                     site_url, noise_sigma = site.url, site.catalogue.noise_sigma
                 echo(f"Scraping the demo site {site_url}")
                 start_demo_run(target, site_url)
@@ -257,10 +259,20 @@ def _run(args: argparse.Namespace) -> int:
             # The web app serves the template's dataset; a user dataset has its own endpoint.
             if outcome.ok and deployed and dataset == served_dataset:
                 prediction = sample_prediction(target)
-            summary = summarise(outcome, noise_sigma=noise_sigma, prediction=prediction)
-            if summary.get("next") and not state:
-                # Approval needs a cloud that outlives the command.
-                summary["next"] += " (in a running `mlops local up`; this run's cloud is gone)"
+            web_page = None
+            if target.http_api_url and dataset == served_dataset:
+                web_page = f"{target.http_api_url.rstrip('/')}/{target.parameters['Stage']}/"
+            summary = summarise(
+                outcome, noise_sigma=noise_sigma, prediction=prediction, web_page=web_page
+            )
+            if not state:
+                # Approval and the web page need a cloud that outlives the command.
+                gone = " (in a running `mlops local up`; this run's cloud is gone)"
+                if summary.get("next"):
+                    summary["next"] += gone
+                if web_page:
+                    summary["web_page_note"] = "served while the run's cloud was up; "
+                    summary["web_page_note"] += "`mlops local up` keeps one running"
         except KeyboardInterrupt:
             echo("\nInterrupted.")
             return 130

@@ -160,6 +160,7 @@ def summarise(
     *,
     noise_sigma: float | None = None,
     prediction: dict[str, Any] | None = None,
+    web_page: str | None = None,
 ) -> dict[str, Any]:
     """The run as one JSON-able object: per-stage status, duration and counts, plus the
     reconciliation, splits, model and sample prediction when those stages ran."""
@@ -212,6 +213,8 @@ def summarise(
         summary["noise_floor"] = noise_sigma
     if prediction is not None:
         summary["sample_prediction"] = prediction
+    if web_page is not None:
+        summary["web_page"] = web_page
     if not outcome.ok:
         summary["failure"] = _failure(outcome)
     return summary
@@ -316,7 +319,11 @@ def render(summary: dict[str, Any]) -> str:
             f" {endpoint.get('model_package_version')}"
         )
     if "noise_floor" in summary:
-        lines.append(f"  demo data noise floor (best reachable RMSE): {summary['noise_floor']}")
+        line = f"  demo data noise floor (best reachable RMSE): {summary['noise_floor']}"
+        candidate = (model or {}).get("candidate")
+        if (model or {}).get("metric") == "rmse" and isinstance(candidate, int | float):
+            line += f"; the candidate is at {candidate / summary['noise_floor']:.2f}x the floor"
+        lines.append(line)
     sample = summary.get("sample_prediction")
     if sample:
         predictions = (sample.get("response") or {}).get("predictions") or []
@@ -325,6 +332,9 @@ def render(summary: dict[str, Any]) -> str:
             f"  sample prediction (POST /predictions, HTTP {sample.get('status')}):"
             f" {json.dumps(sample.get('request'))} -> {answer}"
         )
+    if summary.get("web_page"):
+        note = f" ({summary['web_page_note']})" if summary.get("web_page_note") else ""
+        lines.append(f"  web page: {summary['web_page']}{note}")
     if summary.get("next"):
         lines.append(f"  awaiting approval: {summary['next']}")
     if summary.get("failure"):
