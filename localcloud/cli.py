@@ -210,6 +210,18 @@ def _run(args: argparse.Namespace) -> int:
     if bool(args.data) != bool(args.contract):
         _echo("--data and --contract go together")
         return 2
+    if args.contract:
+        from mlops.contract import Contract, ContractError
+
+        # A broken contract would quarantine the whole upload; say so before starting a cloud.
+        try:
+            Contract.from_file(args.contract)
+        except (OSError, ContractError) as exc:
+            _echo(f"mlops local run: {exc}")
+            return 2
+        if not args.data.is_file():
+            _echo(f"mlops local run: no such data file: {args.data}")
+            return 2
     echo = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else _echo
     stop = threading.Event()
     with contextlib.ExitStack() as stack, _signals_stop(stop):

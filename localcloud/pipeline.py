@@ -86,12 +86,10 @@ def start_demo_run(target: Target, site_url: str) -> None:
 def upload_dataset(target: Target, data: Path, contract: Path) -> tuple[str, str]:
     """Upload a contract and a data file as a user would with the aws CLI; returns the
     dataset name and the run id the upload becomes."""
-    import yaml
-
+    from mlops.contract import Contract
     from mlops.runs import run_id_for_object
 
-    declared = yaml.safe_load(contract.read_text()) or {}
-    dataset = str(declared.get("name") or contract.stem)
+    dataset = Contract.from_file(contract).name
     s3 = target.client("s3")
     s3.put_object(
         Bucket=target.resources["ArtifactsBucket"],
