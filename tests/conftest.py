@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,3 +74,27 @@ class LambdaContext:
 @pytest.fixture
 def lambda_context() -> LambdaContext:
     return LambdaContext()
+
+
+@functools.cache
+def _declared_resources() -> dict[str, Any]:
+    from samtranslator.yaml_helper import yaml_parse
+
+    return yaml_parse((ROOT / "template.yaml").read_text())["Resources"]
+
+
+@pytest.fixture
+def declared_table(aws: None) -> Any:
+    """Creates, in moto, a DynamoDB table with the key schema template.yaml declares for it."""
+
+    def create(logical_id: str, name: str) -> str:
+        props = _declared_resources()[logical_id]["Properties"]
+        boto3.client("dynamodb").create_table(
+            TableName=name,
+            KeySchema=props["KeySchema"],
+            AttributeDefinitions=props["AttributeDefinitions"],
+            BillingMode=props["BillingMode"],
+        )
+        return name
+
+    return create

@@ -20,21 +20,12 @@ RUNS = {1: "20261127T083000Z-1a2b3c4d", 2: "20261128T083000Z-2b3c4d5e"}
 
 
 @pytest.fixture
-def cloud(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def cloud(
+    aws: None, monkeypatch: pytest.MonkeyPatch, declared_table: Any
+) -> Iterator[dict[str, Any]]:
     """Ledger, SNS read through SQS, the default group, and moto taught UpdateEndpoint."""
     undo = install_update_endpoint()
-    boto3.client("dynamodb").create_table(
-        TableName="ledger",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "run_id", "AttributeType": "S"},
-            {"AttributeName": "stage", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "run_id", "KeyType": "HASH"},
-            {"AttributeName": "stage", "KeyType": "RANGE"},
-        ],
-    )
+    declared_table("RunLedgerTable", "ledger")
     sns, sqs = boto3.client("sns"), boto3.client("sqs")
     topic = sns.create_topic(Name="notifications")["TopicArn"]
     queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]

@@ -66,21 +66,11 @@ def training_event(
 
 
 @pytest.fixture
-def cloud(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def cloud(
+    aws: None, monkeypatch: pytest.MonkeyPatch, declared_table: Any
+) -> Iterator[dict[str, Any]]:
     """Ledger, artifacts bucket, the default model package group, SNS read through SQS."""
-    dynamodb = boto3.client("dynamodb")
-    dynamodb.create_table(
-        TableName="ledger",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "run_id", "AttributeType": "S"},
-            {"AttributeName": "stage", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "run_id", "KeyType": "HASH"},
-            {"AttributeName": "stage", "KeyType": "RANGE"},
-        ],
-    )
+    declared_table("RunLedgerTable", "ledger")
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=ARTIFACTS)
     boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName=GROUP)

@@ -27,20 +27,9 @@ COUNTS = {
 
 
 @pytest.fixture
-def glue(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def glue(aws: None, monkeypatch: pytest.MonkeyPatch, declared_table: Any) -> Iterator[Any]:
     monkeypatch.setenv("LEDGER_TABLE", "mlops-ledger")
-    boto3.client("dynamodb").create_table(
-        TableName="mlops-ledger",
-        KeySchema=[
-            {"AttributeName": "run_id", "KeyType": "HASH"},
-            {"AttributeName": "stage", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "run_id", "AttributeType": "S"},
-            {"AttributeName": "stage", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    declared_table("RunLedgerTable", "mlops-ledger")
     boto3.client("s3").create_bucket(Bucket=CURATED)
     client = boto3.client("glue")
     client.create_job(

@@ -21,25 +21,14 @@ RAW = "mlops-raw"
 
 
 @pytest.fixture
-def lake(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
+def lake(aws: None, monkeypatch: pytest.MonkeyPatch, declared_table: Any) -> Any:
     monkeypatch.setenv("RAW_BUCKET", RAW)
     monkeypatch.setenv("LEDGER_TABLE", "mlops-ledger")
     monkeypatch.setenv("SITE_SPEC_URI", "builtin:demo_cars")
     monkeypatch.setenv("POLITENESS_DELAY_SECONDS", "0")
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=RAW)
-    boto3.client("dynamodb").create_table(
-        TableName="mlops-ledger",
-        KeySchema=[
-            {"AttributeName": "run_id", "KeyType": "HASH"},
-            {"AttributeName": "stage", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "run_id", "AttributeType": "S"},
-            {"AttributeName": "stage", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    declared_table("RunLedgerTable", "mlops-ledger")
     return s3
 
 

@@ -28,7 +28,7 @@ DEMO_SPEC = (BUILTIN_DIR / "demo_cars.yaml").read_text()
 
 
 @pytest.fixture
-def lake(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
+def lake(aws: None, monkeypatch: pytest.MonkeyPatch, declared_table: Any) -> Any:
     monkeypatch.setenv("RAW_BUCKET", RAW)
     monkeypatch.setenv("LEDGER_TABLE", "mlops-ledger")
     monkeypatch.setenv("ARTIFACTS_BUCKET", "mlops-artifacts")
@@ -36,18 +36,7 @@ def lake(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=RAW)
     s3.create_bucket(Bucket="mlops-artifacts")
-    boto3.client("dynamodb").create_table(
-        TableName="mlops-ledger",
-        KeySchema=[
-            {"AttributeName": "run_id", "KeyType": "HASH"},
-            {"AttributeName": "stage", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "run_id", "AttributeType": "S"},
-            {"AttributeName": "stage", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    declared_table("RunLedgerTable", "mlops-ledger")
     return s3
 
 

@@ -18,7 +18,7 @@ CURATED = "mlops-curated"
 
 
 @pytest.fixture
-def env(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def env(aws: None, monkeypatch: pytest.MonkeyPatch, declared_table: Any) -> Iterator[Any]:
     """Ledger table, buckets and the preparation job in moto; the function's environment."""
     for name, value in {
         "LEDGER_TABLE": "mlops-ledger",
@@ -29,18 +29,7 @@ def env(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         "POWERTOOLS_SERVICE_NAME": "start_preparation",
     }.items():
         monkeypatch.setenv(name, value)
-    boto3.client("dynamodb").create_table(
-        TableName="mlops-ledger",
-        KeySchema=[
-            {"AttributeName": "run_id", "KeyType": "HASH"},
-            {"AttributeName": "stage", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "run_id", "AttributeType": "S"},
-            {"AttributeName": "stage", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    declared_table("RunLedgerTable", "mlops-ledger")
     s3 = boto3.client("s3")
     for bucket in (ARTIFACTS, CURATED, "mlops-validated"):
         s3.create_bucket(Bucket=bucket)

@@ -17,7 +17,7 @@ ROLE = "arn:aws:iam::123456789012:role/mlops-sagemaker"
 
 
 @pytest.fixture
-def env(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def env(aws: None, monkeypatch: pytest.MonkeyPatch, declared_table: Any) -> dict[str, str]:
     names = {
         "CURATED_BUCKET": "mlops-curated",
         "ARTIFACTS_BUCKET": "mlops-artifacts",
@@ -30,18 +30,7 @@ def env(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=names["CURATED_BUCKET"])
     s3.create_bucket(Bucket=names["ARTIFACTS_BUCKET"])
-    boto3.client("dynamodb").create_table(
-        TableName=names["LEDGER_TABLE"],
-        KeySchema=[
-            {"AttributeName": "run_id", "KeyType": "HASH"},
-            {"AttributeName": "stage", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "run_id", "AttributeType": "S"},
-            {"AttributeName": "stage", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    declared_table("RunLedgerTable", names["LEDGER_TABLE"])
     return names
 
 

@@ -18,7 +18,7 @@ CURATED_PATH = f"s3://{CURATED}/dataset=used_cars/run_id={RUN}/"
 
 
 @pytest.fixture
-def env(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def env(aws: None, monkeypatch: pytest.MonkeyPatch, declared_table: Any) -> None:
     settings = {
         "GLUE_JOB_NAME": "mlops-prepare-dev",
         "CURATED_BUCKET": CURATED,
@@ -33,18 +33,7 @@ def env(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=CURATED)
     s3.create_bucket(Bucket="mlops-artifacts")
-    boto3.client("dynamodb").create_table(
-        TableName="mlops-ledger",
-        KeySchema=[
-            {"AttributeName": "run_id", "KeyType": "HASH"},
-            {"AttributeName": "stage", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "run_id", "AttributeType": "S"},
-            {"AttributeName": "stage", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    declared_table("RunLedgerTable", "mlops-ledger")
     boto3.client("glue").create_job(
         Name="mlops-prepare-dev",
         Role="arn:aws:iam::123456789012:role/mlops-glue",

@@ -53,29 +53,12 @@ class Lake:
         self.sqs = boto3.client("sqs")
         self.queue_url = ""
 
-    def provision(self) -> None:
+    def provision(self, declared_table: Any) -> None:
         for bucket in (RAW, VALIDATED, QUARANTINE, ARTIFACTS):
             self.s3.create_bucket(Bucket=bucket)
         self.s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
-        dynamodb = boto3.client("dynamodb")
-        dynamodb.create_table(
-            TableName=LEDGER,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "run_id", "AttributeType": "S"},
-                {"AttributeName": "stage", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "run_id", "KeyType": "HASH"},
-                {"AttributeName": "stage", "KeyType": "RANGE"},
-            ],
-        )
-        dynamodb.create_table(
-            TableName=IDEMPOTENCY,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        )
+        declared_table("RunLedgerTable", LEDGER)
+        declared_table("IdempotencyTable", IDEMPOTENCY)
         boto3.client("glue").create_database(DatabaseInput={"Name": DATABASE})
         # Capture "Run Validated" the way a consumer would see it: rule → SQS.
         self.queue_url = self.sqs.create_queue(QueueName="run-validated")["QueueUrl"]
@@ -141,7 +124,11 @@ class Lake:
 
 @pytest.fixture
 def lake_env(
-    aws: None, monkeypatch: pytest.MonkeyPatch, lambda_context: Any, event: Any
+    aws: None,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: Any,
+    event: Any,
+    declared_table: Any,
 ) -> Iterator[Lake]:
     for name, value in {
         "RAW_BUCKET": RAW,
@@ -155,7 +142,7 @@ def lake_env(
     }.items():
         monkeypatch.setenv(name, value)
     lake_ = Lake(lambda_context, event)
-    lake_.provision()
+    lake_.provision(declared_table)
     yield lake_
 
 
