@@ -10,8 +10,9 @@ Targets: at least 10x pandera's throughput; peak memory under 3x the frame.
 
     .venv/bin/python benchmarks/validation_bench.py [--sizes 100000 1000000]
 
-Each throughput is the best of the same number of runs on either side (``--repeats``), so
-other work on a shared machine skews it less and neither side gets more tries at a lucky run.
+Each throughput is the best of the same number of runs on either side (``--repeats``), the
+two sides taking turns, so other work on a shared machine skews it less and alike, and
+neither side gets more tries at a lucky run.
 """
 
 from __future__ import annotations
@@ -158,20 +159,23 @@ def pandera_validate(frame: pd.DataFrame, contract: Contract) -> tuple[int, int]
     return len(valid), len(invalid)
 
 
-def timed(repeats: int, fn: Any, *args: Any) -> tuple[float, float, Any]:
-    """Best wall and best CPU seconds of ``repeats`` runs, and the last result.
+class Timing:
+    """Best wall and best CPU seconds of one side's runs, and its last result.
 
     CPU time (all threads of this process) is the steadier figure on a shared machine: wall
     time also counts the time other processes held the cores.
     """
-    wall, cpu, result = float("inf"), float("inf"), None
-    for _ in range(repeats):
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = float("inf"), float("inf")
+        self.result: Any = None
+
+    def run(self, fn: Any, *args: Any) -> None:
         gc.collect()
         start, start_cpu = time.perf_counter(), time.process_time()
-        result = fn(*args)
-        wall = min(wall, time.perf_counter() - start)
-        cpu = min(cpu, time.process_time() - start_cpu)
-    return wall, cpu, result
+        self.result = fn(*args)
+        self.wall = min(self.wall, time.perf_counter() - start)
+        self.cpu = min(self.cpu, time.process_time() - start_cpu)
 
 
 def _rss() -> int:
@@ -235,13 +239,15 @@ def main() -> None:
         # Warm caches and lazy imports on both sides.
         check_frame(frame.head(1000), contract)
         pandera_validate(frame.head(1000), contract)
-        # Short runs are the likeliest to catch a neighbour's burst: more of them below 1M
-        # rows, the same number on either side.
-        repeats = args.repeats or max(3, 1_000_000 // rows)
-        ours_wall, ours_s, result = timed(repeats, check_frame, frame, contract)
-        theirs_wall, theirs_s, (_, theirs_invalid) = timed(
-            repeats, pandera_validate, frame, contract
-        )
+        # The same number of runs on either side, taking turns so that a neighbour's burst
+        # of work on a shared machine falls on both alike; short runs are the likeliest to
+        # catch one, so there are more of them below 1M rows.
+        ours, theirs = Timing(), Timing()
+        for _ in range(args.repeats or max(3, 1_000_000 // rows)):
+            ours.run(check_frame, frame, contract)
+            theirs.run(pandera_validate, frame, contract)
+        ours_wall, ours_s, result = ours.wall, ours.cpu, ours.result
+        theirs_wall, theirs_s, (_, theirs_invalid) = theirs.wall, theirs.cpu, theirs.result
         memory = json.loads(
             subprocess.run(
                 [sys.executable, __file__, "--memory", str(rows)],
