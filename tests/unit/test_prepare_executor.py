@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import boto3
 import numpy as np
@@ -17,6 +14,7 @@ import pytest
 
 from localcloud.executors.glue import GlueExecutor, error_message
 from mlops.contract import bundled_contract
+from tests.fakes import RecordingCloud
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB = "mlops-prepare-dev"
@@ -26,53 +24,9 @@ CURATED = "mlops-curated"
 ARTIFACTS = "mlops-artifacts"
 
 
-class FakeCloud:
-    """The CloudServices the executor uses, over moto's in-process mock; records events."""
-
-    region = "us-east-1"
-    account_id = "123456789012"
-    endpoint_url = ""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.project_root = ROOT
-        self.parameters = {"Stage": "dev"}
-        self.resources = {"PreparationJob": JOB}
-        self.events: list[dict[str, Any]] = []
-        self.threads: list[threading.Thread] = []
-
-    def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=self.region)
-
-    def emit(self, source: str, detail_type: str, detail: dict, resources: Any = None) -> None:
-        self.events.append(
-            {"source": source, "detail-type": detail_type, "resources": resources,
-             "detail": json.loads(json.dumps(detail))}
-        )  # fmt: skip
-
-    def submit(self, fn: Callable[..., Any], *args: Any, name: str) -> threading.Thread:
-        thread = threading.Thread(target=fn, args=args, name=name)
-        self.threads.append(thread)
-        thread.start()
-        return thread
-
-    def subprocess_env(self) -> dict[str, str]:
-        return dict(os.environ)
-
-    def wait(self) -> None:
-        for thread in self.threads:
-            thread.join(timeout=300)
-
-    def set_service_endpoint(self, env_var: str, url: str) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def invoke(self, function: str, event: dict[str, Any]) -> Any:  # pragma: no cover
-        raise NotImplementedError
-
-
 @pytest.fixture
-def cloud(aws: None, tmp_path: Path) -> Iterator[FakeCloud]:
-    fake = FakeCloud(tmp_path / "cloud")
+def cloud(aws: None, tmp_path: Path) -> Iterator[RecordingCloud]:
+    fake = RecordingCloud(tmp_path / "cloud", {"PreparationJob": JOB})
     s3 = boto3.client("s3")
     for bucket in (VALIDATED, CURATED, ARTIFACTS):
         s3.create_bucket(Bucket=bucket)
@@ -188,7 +142,7 @@ def test_an_empty_run_fails_with_the_reason_in_the_event_and_the_job_run(cloud):
 def test_stop_gives_start_job_run_back_to_moto(aws, tmp_path):
     from moto.backends import get_backend
 
-    fake = FakeCloud(tmp_path)
+    fake = RecordingCloud(tmp_path, {"PreparationJob": JOB})
     backend = get_backend("glue")[fake.account_id][fake.region]
     executor = GlueExecutor()
     executor.start(fake)

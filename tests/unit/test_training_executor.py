@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ import pytest
 
 from localcloud.executors.training import TrainingExecutor
 from localcloud.publish import training_sourcedir
+from tests.fakes import RecordingCloud
 from tests.unit.test_train_fixtures import used_cars_raw, used_cars_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,54 +24,9 @@ JOB = "mlops-used-cars-20261127T083000Z-1a2b3c4d"
 RUN = "20261127T083000Z-1a2b3c4d"
 
 
-class FakeCloud:
-    """The CloudServices an executor uses, over moto's in-process mock; records emitted events."""
-
-    region = "us-east-1"
-    account_id = "123456789012"
-    endpoint_url = ""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.project_root = ROOT
-        self.parameters: dict[str, str] = {"Stage": "dev"}
-        self.resources: dict[str, str] = {}
-        self.events: list[dict[str, Any]] = []
-        self.threads: list[threading.Thread] = []
-
-    def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=self.region)
-
-    def emit(self, source: str, detail_type: str, detail: dict, resources: Any = None) -> None:
-        # Through JSON, as PutEvents would carry it.
-        self.events.append(
-            {"source": source, "detail-type": detail_type, "resources": resources,
-             "detail": json.loads(json.dumps(detail, default=str))}
-        )  # fmt: skip
-
-    def submit(self, fn: Callable[..., Any], *args: Any, name: str) -> threading.Thread:
-        thread = threading.Thread(target=fn, args=args, name=name)
-        self.threads.append(thread)
-        thread.start()
-        return thread
-
-    def subprocess_env(self) -> dict[str, str]:
-        return dict(os.environ)
-
-    def wait(self) -> None:
-        for thread in self.threads:
-            thread.join(timeout=180)
-
-    def set_service_endpoint(self, env_var: str, url: str) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def invoke(self, function: str, event: dict[str, Any]) -> Any:  # pragma: no cover
-        raise NotImplementedError
-
-
 @pytest.fixture
-def cloud(aws: None, tmp_path: Path) -> Iterator[FakeCloud]:
-    fake = FakeCloud(tmp_path / "cloud")
+def cloud(aws: None, tmp_path: Path) -> Iterator[RecordingCloud]:
+    fake = RecordingCloud(tmp_path / "cloud")
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=ARTIFACTS)
     s3.create_bucket(Bucket=CURATED)
@@ -146,7 +100,7 @@ def create_job(
     )
 
 
-def final_event(cloud: FakeCloud) -> dict[str, Any]:
+def final_event(cloud: RecordingCloud) -> dict[str, Any]:
     finals = [
         e
         for e in cloud.events
@@ -157,7 +111,7 @@ def final_event(cloud: FakeCloud) -> dict[str, Any]:
 
 
 def test_a_job_runs_train_py_and_uploads_model_tar_gz_where_sagemaker_puts_it(
-    cloud: FakeCloud, tmp_path: Path
+    cloud: RecordingCloud, tmp_path: Path
 ) -> None:
     create_job(upload_run(tmp_path), publish_sourcedir())
     cloud.wait()
@@ -174,7 +128,7 @@ def test_a_job_runs_train_py_and_uploads_model_tar_gz_where_sagemaker_puts_it(
 
 
 def test_describe_training_job_says_completed_with_the_model_artifacts(
-    cloud: FakeCloud, tmp_path: Path
+    cloud: RecordingCloud, tmp_path: Path
 ) -> None:
     create_job(upload_run(tmp_path), publish_sourcedir())
     cloud.wait()
@@ -194,7 +148,7 @@ def test_describe_training_job_says_completed_with_the_model_artifacts(
 
 
 def test_completion_emits_the_state_change_event_with_aws_field_names(
-    cloud: FakeCloud, tmp_path: Path
+    cloud: RecordingCloud, tmp_path: Path
 ) -> None:
     create_job(upload_run(tmp_path), publish_sourcedir())
     cloud.wait()
@@ -215,7 +169,7 @@ def test_completion_emits_the_state_change_event_with_aws_field_names(
 
 
 def test_a_new_job_is_in_progress_until_its_script_finishes(
-    cloud: FakeCloud, tmp_path: Path
+    cloud: RecordingCloud, tmp_path: Path
 ) -> None:
     create_job(upload_run(tmp_path), publish_sourcedir())
 
@@ -226,7 +180,7 @@ def test_a_new_job_is_in_progress_until_its_script_finishes(
 
 
 def test_a_script_that_raises_fails_the_job_with_its_failure_reason(
-    cloud: FakeCloud, tmp_path: Path
+    cloud: RecordingCloud, tmp_path: Path
 ) -> None:
     script = (
         "import os, pathlib\n"
@@ -248,7 +202,7 @@ def test_a_script_that_raises_fails_the_job_with_its_failure_reason(
 
 
 def test_without_a_failure_file_the_reason_is_the_end_of_stderr(
-    cloud: FakeCloud, tmp_path: Path
+    cloud: RecordingCloud, tmp_path: Path
 ) -> None:
     create_job(
         upload_run(tmp_path), publish_sourcedir({"train.py": "raise RuntimeError('boom')\n"})
@@ -260,7 +214,9 @@ def test_without_a_failure_file_the_reason_is_the_end_of_stderr(
     assert "RuntimeError: boom" in job["FailureReason"]
 
 
-def test_the_script_sees_sagemakers_environment_contract(cloud: FakeCloud, tmp_path: Path) -> None:
+def test_the_script_sees_sagemakers_environment_contract(
+    cloud: RecordingCloud, tmp_path: Path
+) -> None:
     script = (
         "import json, os, pathlib, sys\n"
         "seen = {k: v for k, v in os.environ.items() if k.startswith('SM_')}\n"
@@ -282,7 +238,7 @@ def test_the_script_sees_sagemakers_environment_contract(cloud: FakeCloud, tmp_p
 
 
 def test_a_second_job_with_the_same_name_is_refused_as_resource_in_use(
-    cloud: FakeCloud, tmp_path: Path
+    cloud: RecordingCloud, tmp_path: Path
 ) -> None:
     channels, sourcedir = upload_run(tmp_path), publish_sourcedir({"train.py": "pass\n"})
     create_job(channels, sourcedir)
@@ -293,7 +249,7 @@ def test_a_second_job_with_the_same_name_is_refused_as_resource_in_use(
 
 
 def test_stop_training_job_stops_a_running_job_and_emits_stopped(
-    cloud: FakeCloud, tmp_path: Path
+    cloud: RecordingCloud, tmp_path: Path
 ) -> None:
     script = "import time\ntime.sleep(60)\n"
     create_job(upload_run(tmp_path), publish_sourcedir({"train.py": script}))
@@ -314,7 +270,7 @@ def test_stop_training_job_stops_a_running_job_and_emits_stopped(
     ],
 )
 def test_sample_events_have_the_shape_the_executor_emits(
-    cloud: FakeCloud, tmp_path: Path, event: Callable[[str], dict], sample: str, script: str
+    cloud: RecordingCloud, tmp_path: Path, event: Callable[[str], dict], sample: str, script: str
 ) -> None:
     expected = event(sample)
     spot = {
