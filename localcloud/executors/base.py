@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -52,3 +53,26 @@ class Executor(Protocol):
     def stop(self) -> None:
         """Stop everything start() began and restore patched moto methods; idempotent."""
         ...
+
+
+class MotoPatches:
+    """Attributes an executor sets on moto's backends or response classes to add what moto
+    lacks; ``restore`` undoes them in reverse order so moto is as it was before ``start``."""
+
+    def __init__(self) -> None:
+        self._undo: list[tuple[Any, str, bool, Any]] = []
+
+    def set(self, target: Any, name: str, replacement: Any) -> None:
+        had_own = name in vars(target)
+        self._undo.append((target, name, had_own, vars(target).get(name)))
+        setattr(target, name, replacement)
+
+    def restore(self) -> None:
+        for target, name, had_own, previous in reversed(self._undo):
+            if had_own:
+                setattr(target, name, previous)
+            else:
+                # Set on an instance (or subclass): deleting it uncovers moto's own attribute.
+                with contextlib.suppress(AttributeError):
+                    delattr(target, name)
+        self._undo.clear()

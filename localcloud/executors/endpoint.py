@@ -19,7 +19,6 @@ Only the standard library is imported at module level: the worker process runs t
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import importlib.util
 import json
@@ -42,6 +41,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
+
+from localcloud.executors.base import MotoPatches
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from localcloud.executors.base import CloudServices
@@ -290,14 +291,6 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
 
 # ----------------------------------------------------------------------------- executor
 @dataclass
-class _Patch:
-    target: Any
-    name: str
-    had_own: bool
-    previous: Any = None
-
-
-@dataclass
 class EndpointExecutor:
     """Serves SageMaker endpoints of the local cloud from worker processes."""
 
@@ -308,7 +301,7 @@ class EndpointExecutor:
     _thread: threading.Thread | None = None
     _routes: dict[str, Deployment] = field(default_factory=dict)
     _recent: dict[str, deque[tuple[bytes, str, str]]] = field(default_factory=dict)
-    _patches: list[_Patch] = field(default_factory=list)
+    _patches: MotoPatches = field(default_factory=MotoPatches)
     _undo_update: Callable[[], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -321,9 +314,9 @@ class EndpointExecutor:
         self.account_id = cloud.account_id
         self._undo_update = install_update_endpoint()
         backend = get_backend("sagemaker")[cloud.account_id][cloud.region]
-        self._patch(backend, "create_endpoint", self._wrap_create(backend.create_endpoint))
-        self._patch(backend, "update_endpoint", self._wrap_update(backend))
-        self._patch(backend, "delete_endpoint", self._wrap_delete(backend.delete_endpoint))
+        self._patches.set(backend, "create_endpoint", self._wrap_create(backend.create_endpoint))
+        self._patches.set(backend, "update_endpoint", self._wrap_update(backend))
+        self._patches.set(backend, "delete_endpoint", self._wrap_delete(backend.delete_endpoint))
         handler = type("RuntimeHandler", (_RuntimeHandler,), {"executor": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
@@ -345,13 +338,7 @@ class EndpointExecutor:
             deployments, self._routes = list(self._routes.values()), {}
         for deployment in deployments:
             deployment.stop()
-        for patch in reversed(self._patches):
-            if patch.had_own:
-                setattr(patch.target, patch.name, patch.previous)
-            else:
-                with contextlib.suppress(AttributeError):
-                    delattr(patch.target, patch.name)
-        self._patches = []
+        self._patches.restore()
         if self._undo_update is not None:
             self._undo_update()
             self._undo_update = None
@@ -369,11 +356,6 @@ class EndpointExecutor:
             )
 
     # -- moto hooks
-    def _patch(self, target: Any, name: str, replacement: Any) -> None:
-        had_own = name in vars(target)
-        self._patches.append(_Patch(target, name, had_own, vars(target).get(name)))
-        setattr(target, name, replacement)
-
     def _wrap_create(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def create_endpoint(endpoint_name: str, endpoint_config_name: str, tags: Any) -> Any:
             endpoint = original(endpoint_name, endpoint_config_name, tags)

@@ -20,7 +20,6 @@ the executor's: on AWS, Glue does not write our ledger either.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from moto.glue.models import FakeJobRun
+
+from localcloud.executors.base import MotoPatches
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from localcloud.executors.base import CloudServices
@@ -96,6 +97,7 @@ class GlueExecutor:
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._patches = MotoPatches()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, cloud: CloudServices) -> None:
@@ -104,7 +106,7 @@ class GlueExecutor:
         self._cloud = cloud
         self._stopping.clear()
         self._backend = get_backend("glue")[cloud.account_id][cloud.region]
-        self._backend.start_job_run = self._wrap(self._backend.start_job_run)
+        self._patches.set(self._backend, "start_job_run", self._wrap(self._backend.start_job_run))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -113,11 +115,8 @@ class GlueExecutor:
         for process in running:
             if process.poll() is None:
                 process.kill()
-        if self._backend is not None:
-            # The wrapper was set on the instance; removing it restores moto's own method.
-            with contextlib.suppress(AttributeError):
-                del self._backend.start_job_run
-            self._backend = None
+        self._patches.restore()
+        self._backend = None
 
     # ------------------------------------------------------------------ moto hook
     def _wrap(self, original: Any) -> Any:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from localcloud.executors.base import MotoPatches
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from localcloud.executors.base import CloudServices
 
@@ -68,7 +70,7 @@ class ModelRegistryEvents:
     def __init__(self) -> None:
         self.cloud: CloudServices | None = None
         self._backend: Any = None
-        self._originals: dict[str, Any] = {}
+        self._patches = MotoPatches()
 
     def start(self, cloud: CloudServices) -> None:
         from moto.backends import get_backend
@@ -79,16 +81,10 @@ class ModelRegistryEvents:
             ("create_model_package", self._wrap_create),
             ("update_model_package", self._wrap_update),
         ):
-            self._originals[name] = vars(self._backend).get(name)
-            setattr(self._backend, name, wrap(getattr(self._backend, name)))
+            self._patches.set(self._backend, name, wrap(getattr(self._backend, name)))
 
     def stop(self) -> None:
-        for name, previous in self._originals.items():
-            if previous is None:
-                vars(self._backend).pop(name, None)
-            else:
-                setattr(self._backend, name, previous)
-        self._originals = {}
+        self._patches.restore()
 
     def _emit(self, arn: str) -> None:
         assert self.cloud is not None

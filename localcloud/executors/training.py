@@ -20,7 +20,6 @@ Managed spot and checkpoint syncing are accepted and not emulated (the job runs 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from localcloud.executors.base import MotoPatches
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from localcloud.executors.base import CloudServices
 
@@ -45,14 +46,6 @@ STATE_CHANGE = "SageMaker Training Job State Change"
 FINAL = ("Completed", "Failed", "Stopped")
 STDERR_TAIL = 1024
 POLL_SECONDS = 0.2
-
-
-@dataclass
-class _Patch:
-    target: Any
-    name: str
-    had_own: bool
-    previous: Any
 
 
 @dataclass
@@ -106,7 +99,7 @@ class TrainingExecutor:
     def __init__(self) -> None:
         self._cloud: CloudServices | None = None
         self._backend: Any = None
-        self._patches: list[_Patch] = []
+        self._patches = MotoPatches()
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
 
@@ -118,10 +111,12 @@ class TrainingExecutor:
         self._cloud = cloud
         backend = get_backend("sagemaker")[cloud.account_id][cloud.region]
         self._backend = backend
-        self._patch(backend, "create_training_job", self._wrap_create(backend.create_training_job))
-        self._patch(backend, "stop_training_job", self._stop_job)
+        self._patches.set(
+            backend, "create_training_job", self._wrap_create(backend.create_training_job)
+        )
+        self._patches.set(backend, "stop_training_job", self._stop_job)
         if "stop_training_job" not in vars(SageMakerResponse):
-            self._patch(SageMakerResponse, "stop_training_job", _response_stop_training_job)
+            self._patches.set(SageMakerResponse, "stop_training_job", _response_stop_training_job)
 
     def stop(self) -> None:
         with self._lock:
@@ -130,18 +125,7 @@ class TrainingExecutor:
             run.stop_requested.set()
             if run.process is not None and run.process.poll() is None:
                 run.process.kill()
-        for patch in reversed(self._patches):
-            if patch.had_own:
-                setattr(patch.target, patch.name, patch.previous)
-            else:
-                with contextlib.suppress(AttributeError):
-                    delattr(patch.target, patch.name)
-        self._patches = []
-
-    def _patch(self, target: Any, name: str, replacement: Any) -> None:
-        had_own = name in vars(target)
-        self._patches.append(_Patch(target, name, had_own, vars(target).get(name)))
-        setattr(target, name, replacement)
+        self._patches.restore()
 
     # ------------------------------------------------------------------ moto hooks
     def _wrap_create(self, original: Any) -> Any:
