@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
                     cloud.parameters["DatasetName"], cloud.parameters["Stage"]
                 )
                 deploy(cloud, archive, endpoint_name)
+                # handler_warm sets the process environment outside the cloud's invocation
+                # lock: let the deploy's own events finish first so nothing runs beside it.
+                cloud.wait_quiescent(timeout=120)
                 runtime_url = cloud.subprocess_env()["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"]
                 runtime = boto3.client(
                     "sagemaker-runtime",
