@@ -87,7 +87,8 @@ up: $(VENV)/.installed ## Start the local cloud, demo site and web app until Ctr
 	$(VENV)/bin/mlops local up
 
 bench: $(VENV)/.installed ## Benchmarks (figures against baselines; not tests): BENCH=validation|scrape|prepare|web
-	@for b in $${BENCH:-scrape validation prepare web}; do echo "== benchmarks/$${b}_bench.py"; $(PY) benchmarks/$${b}_bench.py || exit 1; done
+	@for b in $${BENCH:-scrape validation prepare web}; do echo "== benchmarks/$${b}_bench.py"; \
+	  PYTHONPATH=.:layers/shared:training $(PY) benchmarks/$${b}_bench.py || exit 1; done
 
 clean: ## Remove venvs and build output
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .ruff_cache

@@ -23,10 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "layers" / "shared"))
+from mlops.contract import bundled_contract
 
-from mlops.contract import bundled_contract  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 RUN = "20261127T080000Z-bench000"
 MAKES = ["toyota", "Ford", "VW", "BMW ", "Mercedes Benz", "kia", "honda", "audi", "nissan"]

@@ -4,21 +4,19 @@ Serves the demo site on 127.0.0.1 and crawls it with the bundled ``demo_cars`` s
 retries, extraction included; no S3). Prints pages/s for politeness 0 (the baseline) and for a
 politeness delay, and their ratio; with a delay d the ceiling is 1/d pages/s.
 
-    PYTHONPATH=.:layers/shared .venv/bin/python benchmarks/scrape_bench.py [--delay 0.05]
+    make bench BENCH=scrape    (or: .venv/bin/python benchmarks/scrape_bench.py [--delay 0.05])
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "shared")]
+import demosite
+from mlops.scraping import CrawlStats, Fetcher, crawl, load_spec
 
-import demosite  # noqa: E402
-from mlops.scraping import CrawlStats, Fetcher, crawl, load_spec  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def crawl_rate(site: demosite.DemoSite, delay: float, listings: int) -> tuple[float, int, int]:

@@ -31,11 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "shared")]
+from mlops.contract import Contract, bundled_contract
+from mlops.validation.checks import check_frame
 
-from mlops.contract import Contract, bundled_contract  # noqa: E402
-from mlops.validation.checks import check_frame  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 MAKES = {
     "toyota": ["Toyota", "TOYOTA", "toyota"],

@@ -15,7 +15,7 @@ By default the runtime is the local cloud's real endpoint executor serving a sma
 trained here with training/train.py (``--fake-runtime`` uses a canned in-process runtime
 instead, to isolate the web layer from model compute). Usage:
 
-    PYTHONPATH=.:layers/shared .venv/bin/python benchmarks/web_bench.py [--requests 200]
+    PYTHONPATH=.:layers/shared:training .venv/bin/python benchmarks/web_bench.py [--requests 200]
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import argparse
 import io
 import json
 import statistics
-import sys
 import tarfile
 import tempfile
 import time
@@ -34,8 +33,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for path in (ROOT, ROOT / "layers" / "shared", ROOT / "training"):
-    sys.path.insert(0, str(path))
 
 ROW = {
     "make": "toyota",

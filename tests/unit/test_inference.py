@@ -6,7 +6,9 @@ import json
 import sys
 from pathlib import Path
 
+import inference
 import pytest
+import train
 
 from tests.unit.test_train_fixtures import (
     segment_contract,
@@ -15,10 +17,6 @@ from tests.unit.test_train_fixtures import (
     used_cars_run,
     with_segment,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "training"))
-import inference
-import train
 
 RECORD = {
     "listing_id": "L999999",

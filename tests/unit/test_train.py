@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 import tarfile
 from pathlib import Path
 
 import joblib
 import pytest
+import train
 
 from tests.unit.test_train_fixtures import (
     artifact_for,
@@ -19,9 +19,6 @@ from tests.unit.test_train_fixtures import (
     used_cars_run,
     write_run,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "training"))
-import train
 
 
 @pytest.fixture(autouse=True)
