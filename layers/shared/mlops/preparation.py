@@ -263,31 +263,16 @@ def record_outcome(detail: GlueJobStateChange | dict[str, Any]) -> PreparationOu
         )
     run_id, dataset = arguments["--run_id"], arguments["--dataset"]
     curated = arguments["--curated_path"].rstrip("/") + "/"
-    if change.state in SUCCEEDED_STATES:
-        manifest = _read_manifest(curated, change.jobRunId)
-        ledger.finish(
-            run_id,
-            STAGE,
-            ledger.Status.SUCCEEDED,
-            counts=manifest["counts"],
-            glue_job_run_id=change.jobRunId,
-            curated_prefix=curated,
-            dataset=dataset,
-        )
-        return PreparationOutcome(
-            run_id=run_id,
-            dataset=dataset,
-            glue_job_run_id=change.jobRunId,
-            state=change.state,
-            succeeded=True,
-            curated_path=curated,
-            manifest=manifest,
-        )
-    reason = job_run.get("ErrorMessage") or change.message or f"Glue job run {change.state}"
+    succeeded = change.state in SUCCEEDED_STATES
+    manifest = _read_manifest(curated, change.jobRunId) if succeeded else None
+    reason = None
+    if not succeeded:
+        reason = job_run.get("ErrorMessage") or change.message or f"Glue job run {change.state}"
     ledger.finish(
         run_id,
         STAGE,
-        ledger.Status.FAILED,
+        ledger.Status.SUCCEEDED if succeeded else ledger.Status.FAILED,
+        counts=manifest["counts"] if manifest else None,
         reason=reason,
         glue_job_run_id=change.jobRunId,
         curated_prefix=curated,
@@ -298,8 +283,9 @@ def record_outcome(detail: GlueJobStateChange | dict[str, Any]) -> PreparationOu
         dataset=dataset,
         glue_job_run_id=change.jobRunId,
         state=change.state,
-        succeeded=False,
+        succeeded=succeeded,
         curated_path=curated,
+        manifest=manifest,
         reason=reason,
     )
 
