@@ -7,6 +7,7 @@ change afterwards tells whether the intended version is really the one serving.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Literal
 
@@ -209,6 +210,14 @@ def deploy_model_package(detail: ModelPackageStateDetail) -> DeployOutcome:
     }
     ledger.start(run_id, STAGE, **record)
 
+    # Every outcome below names the same run, endpoint, config and version.
+    outcome = functools.partial(
+        DeployOutcome,
+        run_id=run_id,
+        endpoint_name=endpoint,
+        endpoint_config_name=config,
+        model_package_version=version,
+    )
     _ensure_model(model, package, run_id, settings)
     intent = [
         {"Key": INTENT_CONFIG, "Value": config},
@@ -225,34 +234,15 @@ def deploy_model_package(detail: ModelPackageStateDetail) -> DeployOutcome:
     if current is None:
         sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=config, Tags=intent)
         logger.info("endpoint creating", extra=record)
-        return DeployOutcome(
-            outcome="Deploying",
-            run_id=run_id,
-            endpoint_name=endpoint,
-            endpoint_config_name=config,
-            model_package_version=version,
-        )
+        return outcome(outcome="Deploying")
     if current.get("EndpointConfigName") == config and current.get("EndpointStatus") == "InService":
         sagemaker.add_tags(ResourceArn=current["EndpointArn"], Tags=intent)
         ledger.finish(run_id, STAGE, ledger.Status.SUCCEEDED, **record)
-        return DeployOutcome(
-            outcome="AlreadyServing",
-            run_id=run_id,
-            endpoint_name=endpoint,
-            endpoint_config_name=config,
-            model_package_version=version,
-        )
+        return outcome(outcome="AlreadyServing")
     if current.get("EndpointStatus") != "InService":
         if _intent(current).get(INTENT_CONFIG) == config:
             # A redelivery while this very deployment is still rolling out.
-            return DeployOutcome(
-                outcome="Deploying",
-                run_id=run_id,
-                endpoint_name=endpoint,
-                endpoint_config_name=config,
-                model_package_version=version,
-                reason=f"already {current.get('EndpointStatus')}",
-            )
+            return outcome(outcome="Deploying", reason=f"already {current.get('EndpointStatus')}")
         raise EndpointBusy(f"endpoint {endpoint} is {current.get('EndpointStatus')}; retry later")
     sagemaker.add_tags(ResourceArn=current["EndpointArn"], Tags=intent)
     update: dict[str, Any] = {}
@@ -268,13 +258,7 @@ def deploy_model_package(detail: ModelPackageStateDetail) -> DeployOutcome:
     logger.info(
         "endpoint updating (blue/green)", extra=record | {"from": current.get("EndpointConfigName")}
     )
-    return DeployOutcome(
-        outcome="Deploying",
-        run_id=run_id,
-        endpoint_name=endpoint,
-        endpoint_config_name=config,
-        model_package_version=version,
-    )
+    return outcome(outcome="Deploying")
 
 
 def _intent(endpoint: dict[str, Any]) -> dict[str, str]:
