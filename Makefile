@@ -59,7 +59,7 @@ checkov: $(CHECKOV_VENV)/.installed ## Static security checks of template.yaml
 build: $(SAM_VENV)/.installed ## sam build (no container)
 	PATH="$$(dirname $$(tools/find-python312.sh)):$$PATH" $(SAM) build
 
-deploy: build ## Deploy: guided the first time, then `sam deploy --config-env $(CONFIG_ENV)`
+deploy: build $(VENV)/.installed ## Deploy: guided the first time, then `sam deploy --config-env $(CONFIG_ENV)`
 	@if grep -q "^\[$(CONFIG_ENV).deploy.parameters\]" samconfig.toml && [ -f .aws-sam/.deployed-$(CONFIG_ENV) ]; then \
 	  $(SAM) deploy --config-env $(CONFIG_ENV); \
 	else \
