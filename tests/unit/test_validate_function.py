@@ -374,6 +374,24 @@ def test_a_duplicate_delivery_is_processed_once(
     assert len(lake_env.run_validated()) == 1
 
 
+@pytest.fixture
+def atomic_items(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB applies each item write atomically; moto's in-process backend does not across
+    threads (a concurrent ADD can be lost), so serialise its item operations as DynamoDB would."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "get_item", "query"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(*args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
+
+
+@pytest.mark.usefixtures("atomic_items")
 def test_concurrent_deliveries_of_one_object_are_processed_once(lake_env: Lake) -> None:
     event = lake_env.upload("used_cars/race.jsonl.gz", GOOD)
     outcomes: list[str] = []
@@ -486,6 +504,7 @@ def test_a_run_is_validated_when_the_manifest_arrives_after_every_part(lake_env:
     assert len(lake_env.run_validated()) == 1
 
 
+@pytest.mark.usefixtures("atomic_items")
 def test_parts_finishing_concurrently_emit_exactly_one_run_validated(lake_env: Lake) -> None:
     keys = parts(4)
     events = [lake_env.upload(k, jsonl_gz(cars(1 + 3 * i, 3))) for i, k in enumerate(keys)]
