@@ -3,6 +3,7 @@ routed to the real handlers, executors standing in for managed compute."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -15,7 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -399,8 +400,8 @@ class LocalCloud:
                     logfile.write(f"START RequestId: {context.aws_request_id} Version: $LATEST\n")
                     try:
                         handler = load_handler(spec)
-                        _as_own_service(env.get("POWERTOOLS_SERVICE_NAME"))
-                        result = handler(event, context)
+                        with _as_own_service(env.get("POWERTOOLS_SERVICE_NAME")):
+                            result = handler(event, context)
                         record["ok"] = True
                         return result
                     except BaseException as exc:
@@ -765,14 +766,24 @@ class LocalCloud:
         self.http_api_url = self._http_api.url
 
 
-def _as_own_service(service: str | None) -> None:
+@contextlib.contextmanager
+def _as_own_service(service: str | None) -> Iterator[None]:
     """Every Lambda has its own process, so Powertools reads POWERTOOLS_SERVICE_NAME once per
-    function; here functions share one process, so the shared logger/metrics are re-pointed."""
+    function; here functions share one process, so the shared logger/metrics are re-pointed
+    for the invocation and put back after it."""
     observability = sys.modules.get("mlops.observability")
     if not service or observability is None:
+        yield
         return
+    previous = observability.metrics.service
+    previous_key = observability.logger.get_current_keys().get("service")
     observability.logger.append_keys(service=service)
     observability.metrics.service = service
+    try:
+        yield
+    finally:
+        observability.metrics.service = previous
+        observability.logger.append_keys(service=previous_key)
 
 
 def _python_backed_strings() -> str | None:
