@@ -554,19 +554,7 @@ class LocalCloud:
         with self._state_lock:
             if self._running or self._inflight:
                 return False
-        sqs = self.client("sqs")
-        for rule in self.rules.values():
-            attrs = sqs.get_queue_attributes(
-                QueueUrl=rule.queue_url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                    "ApproximateNumberOfMessagesDelayed",
-                ],
-            )["Attributes"]
-            if any(int(v) for v in attrs.values()):
-                return False
-        return True
+        return queues_idle(self.client("sqs"), [rule.queue_url for rule in self.rules.values()])
 
     def wait_quiescent(self, timeout: float = 60.0, cycles: int = 3, poll: float = 0.3) -> bool:
         deadline = time.monotonic() + timeout
@@ -764,6 +752,22 @@ class LocalCloud:
 
         self._http_api = http_api.serve_http_api(self)
         self.http_api_url = self._http_api.url
+
+
+def queues_idle(sqs: Any, queue_urls: list[str]) -> bool:
+    """No message waiting, being handled (in flight until its handler deletes it) or delayed."""
+    for url in queue_urls:
+        attrs = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        if any(int(v) for v in attrs.values()):
+            return False
+    return True
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import boto3
 
-from localcloud.cloud import DUMMY_CREDENTIALS, scheduled_event
+from localcloud.cloud import DUMMY_CREDENTIALS, queues_idle, scheduled_event
 
 STATE_DIR = Path(".localcloud")
 STATE_FILE = STATE_DIR / "state.json"
@@ -95,16 +95,5 @@ class RemoteCloud:
 
     def is_quiescent(self) -> bool:
         """No event queued or being handled (a handler deletes its message when done)."""
-        sqs = self.client("sqs")
-        for rule in self._rules.values():
-            attrs = sqs.get_queue_attributes(
-                QueueUrl=rule["queue_url"],
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                    "ApproximateNumberOfMessagesDelayed",
-                ],
-            )["Attributes"]
-            if any(int(v) for v in attrs.values()):
-                return False
-        return True
+        urls = [rule["queue_url"] for rule in self._rules.values()]
+        return queues_idle(self.client("sqs"), urls)
