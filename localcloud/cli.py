@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -98,11 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextlib.contextmanager
-def _signals_stop(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM end the command through the normal clean-up path."""
+def _interrupt_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM end the command through the normal clean-up path.
+
+    The handler only raises: taking a lock there (an Event's, say) deadlocks when the signal
+    lands while the main thread holds that same lock.
+    """
 
     def handle(signum: int, frame: Any) -> None:
-        stop.set()
         raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -141,9 +143,8 @@ def _up(args: argparse.Namespace) -> int:
     if live_state(PROJECT_ROOT):
         _echo("A local cloud is already running (see .localcloud/state.json).")
         return 1
-    stop = threading.Event()
     log_dir = PROJECT_ROOT / ".localcloud" / "logs"
-    with contextlib.ExitStack() as stack, _signals_stop(stop):
+    with contextlib.ExitStack() as stack, _interrupt_on_signals():
         try:
             _echo("Starting the local cloud…")
             cloud = stack.enter_context(
@@ -171,8 +172,8 @@ def _up(args: argparse.Namespace) -> int:
             write_state(PROJECT_ROOT, state)
             schedules = cloud.start_schedules({"start_url": f"{site.url}listings?page=1"})
             _print_up(cloud, site.url, schedules, log_dir)
-            while not stop.wait(1):
-                pass
+            while True:
+                time.sleep(1)
         except KeyboardInterrupt:
             _echo("\nStopping…")
     _echo("Local cloud stopped.")
@@ -223,8 +224,7 @@ def _run(args: argparse.Namespace) -> int:
             _echo(f"mlops local run: no such data file: {args.data}")
             return 2
     echo = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else _echo
-    stop = threading.Event()
-    with contextlib.ExitStack() as stack, _signals_stop(stop):
+    with contextlib.ExitStack() as stack, _interrupt_on_signals():
         try:
             state = live_state(PROJECT_ROOT)
             noise_sigma: float | None = None
