@@ -1,0 +1,1 @@
+"""The strict local cloud: AWS's request checks that moto skips."""
