@@ -33,6 +33,7 @@ from typing import Any
 import regex
 from botocore.exceptions import ClientError
 from botocore.model import OperationModel, ServiceModel, Shape
+from botocore.validate import ParamValidator
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -458,9 +459,6 @@ def model_patterns(service_model: ServiceModel) -> set[str]:
 # The request walk
 # ---------------------------------------------------------------------------------------------
 
-# What botocore's client-side validator already refuses (ParamValidationError, raised before
-# any request is sent), so AWS never sees it: ``min`` of these types.
-_BOTOCORE_CHECKS_MIN = {"string", "list", "integer", "long", "float", "double"}
 _NUMBER_TYPES = {"integer", "long", "float", "double"}
 
 
@@ -578,9 +576,6 @@ def _has_constraints(shape: Shape) -> bool:
 class _Walker:
     """Walks one input shape with its parameters and yields AWS's violations."""
 
-    def __init__(self, *, client_validates: bool) -> None:
-        self.client_validates = client_validates
-
     def failures(self, shape: Shape, value: Any) -> list[str]:
         """The constraints ``value`` breaks, in AWS's order (pattern, enum, min, max)."""
         meta = shape.metadata
@@ -615,8 +610,7 @@ class _Walker:
         if size is None:
             return failed
         unit = "value" if kind in _NUMBER_TYPES else "length"
-        min_checked_by_client = self.client_validates and kind in _BOTOCORE_CHECKS_MIN
-        if "min" in meta and not min_checked_by_client and size < meta["min"]:
+        if "min" in meta and size < meta["min"]:
             failed.append(
                 f"Member must have {unit} greater than or equal to {_bound(shape, meta['min'])}"
             )
@@ -682,15 +676,22 @@ def _fullmatch(compiled: regex.Pattern[str], value: str) -> bool:
         return True
 
 
-def violations(
-    operation_model: OperationModel, params: Mapping[str, Any], *, client_validates: bool = True
-) -> list[Violation]:
+def violations(operation_model: OperationModel, params: Mapping[str, Any]) -> list[Violation]:
     """Every constraint violation of a request, in AWS's order."""
     shape = operation_model.input_shape
     if shape is None or not isinstance(params, Mapping):
         return []
-    walker = _Walker(client_validates=client_validates)
-    return list(walker.contents(shape, params, ""))
+    return list(_Walker().contents(shape, params, ""))
+
+
+def _client_refuses(operation_model: OperationModel, params: Mapping[str, Any]) -> bool:
+    # botocore validates parameters (types, required members, min) before sending anything and
+    # raises ParamValidationError: a request it refuses never reaches AWS, so AWS's checks must
+    # not answer first.
+    shape = operation_model.input_shape
+    if shape is None:
+        return False
+    return bool(ParamValidator().validate(params, shape).has_errors())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -761,32 +762,32 @@ def check_request(
 ) -> None:
     """Raise the ClientError AWS answers when ``params`` break the operation's constraints.
 
-    ``client_validates``: botocore's parameter validation is on, so the ``min`` checks it
-    makes are left to it (on AWS they never reach the service). ``exceptions``: the client's
+    ``client_validates``: the client's botocore parameter validation is on (its default), so a
+    request botocore will refuse is left to it. ``exceptions``: the client's
     ``client.exceptions``, to raise its modelled exception classes.
     """
+    if client_validates and _client_refuses(operation_model, params):
+        return
     service = operation_model.service_model.service_name
     if service == "s3":
-        _check_s3(operation_model, params, client_validates, exceptions)
+        _check_s3(operation_model, params, exceptions)
         return
     if service == "sqs":
-        _check_sqs(operation_model, params, client_validates, exceptions)
+        _check_sqs(operation_model, params, exceptions)
         return
-    found = violations(operation_model, params, client_validates=client_validates)
+    found = violations(operation_model, params)
     if found:
         _raise_validation(operation_model, found, exceptions)
 
 
-def _check_s3(
-    operation_model: OperationModel, params: dict[str, Any], client_validates: bool, exceptions: Any
-) -> None:
+def _check_s3(operation_model: OperationModel, params: dict[str, Any], exceptions: Any) -> None:
     # S3 is not a "1 validation error detected" service: it names one bad argument.
     # "Error responses - Amazon S3": InvalidArgument ("Invalid Argument", 400) and
     # InvalidStorageClass ("The storage class you specified is not valid", 400).
     shape = operation_model.input_shape
     if shape is None:
         return
-    walker = _Walker(client_validates=client_validates)
+    walker = _Walker()
     for name, member in shape.members.items():
         value = params.get(name)
         if value is None:
@@ -812,12 +813,10 @@ def _check_s3(
         )
 
 
-def _check_sqs(
-    operation_model: OperationModel, params: dict[str, Any], client_validates: bool, exceptions: Any
-) -> None:
+def _check_sqs(operation_model: OperationModel, params: dict[str, Any], exceptions: Any) -> None:
     # SQS models no patterns or lengths; its enums are attribute names, which SQS refuses as
     # InvalidAttributeName ("Unknown Attribute <name>.").
-    found = violations(operation_model, params, client_validates=client_validates)
+    found = violations(operation_model, params)
     if found:
         bad = _unknown_sqs_attribute(operation_model, params)
         message = f"Unknown Attribute {bad}." if bad else found[0].text()
