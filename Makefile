@@ -41,9 +41,10 @@ $(CHECKOV_VENV)/.installed: requirements/checkov.txt
 
 setup: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## Create the dev, SAM and checkov venvs
 
-lint: $(VENV)/.installed ## ruff lint and format check
+lint: $(VENV)/.installed ## ruff lint and format check, actionlint on .github/workflows
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/actionlint
 
 format: $(VENV)/.installed ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
