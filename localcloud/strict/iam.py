@@ -196,10 +196,10 @@ _OPERATORS: dict[str, tuple[_Matcher, bool]] = {
     "ipaddress": (_ip_in, False),
     "notipaddress": (_ip_in, True),
     # ArnEquals and ArnLike share one definition in the docs, wildcards included.
-    "arnequals": (_arn_like, False),
-    "arnlike": (_arn_like, False),
-    "arnnotequals": (_arn_like, True),
-    "arnnotlike": (_arn_like, True),
+    "arnequals": (lambda r, p: _arn_like(p, r), False),
+    "arnlike": (lambda r, p: _arn_like(p, r), False),
+    "arnnotequals": (lambda r, p: _arn_like(p, r), True),
+    "arnnotlike": (lambda r, p: _arn_like(p, r), True),
 }
 
 
