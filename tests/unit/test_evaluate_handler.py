@@ -234,6 +234,42 @@ def test_champion_from_the_registry_is_compared_when_the_evaluation_has_none(
     assert stage(second, "evaluate")["champion"] == 1000.0
 
 
+def test_metadata_naming_a_registry_champion_is_accepted_by_the_sagemaker_api(
+    cloud, lambda_context
+) -> None:
+    from test_registry_metadata import violations
+
+    # given an approved champion in the registry and a newer job whose evaluation has none
+    upload_model(cloud, evaluation_json(candidate=1000.0))
+    invoke(training_event(), lambda_context)
+    second = "20261128T083000Z-2b3c4d5e"
+    upload_model(cloud, evaluation_json(candidate=1100.0), job=f"mlops-used-cars-{second}")
+    # when the newer job is evaluated against the registry champion
+    invoke(training_event(job=f"mlops-used-cars-{second}", run_id=second), lambda_context)
+    # then every metadata key and value matches botocore's CustomerMetadataProperties model
+    [package] = [p for p in packages(cloud) if p["CustomerMetadataProperties"]["run_id"] == second]
+    props = package["CustomerMetadataProperties"]
+    assert props["champion_source"] == "registry v1 scored on its own test set"
+    assert violations(props) == []
+
+
+def test_metadata_carrying_a_champion_note_with_punctuation_is_accepted_by_the_sagemaker_api(
+    cloud, lambda_context
+) -> None:
+    from test_registry_metadata import violations
+
+    # given a training job whose note on the champion holds characters the API refuses
+    note = "champion scored (same test rows, 4 of them); see report.html!"
+    upload_model(cloud, evaluation_json(champion=1300.0) | {"champion_note": note})
+    # when it is evaluated
+    invoke(training_event(), lambda_context)
+    # then the note is registered in a form the API accepts, its words kept
+    [package] = packages(cloud)
+    props = package["CustomerMetadataProperties"]
+    assert props["champion_source"] == "champion scored same test rows 4 of them see report.html"
+    assert violations(props) == []
+
+
 @pytest.mark.parametrize("status", ["Failed", "Stopped"])
 def test_failed_or_stopped_job_registers_nothing_and_notifies_the_reason(
     cloud, lambda_context, status

@@ -177,7 +177,7 @@ def _with_registry_champion(
         return evaluation, None
     champion = {metric: float(props["candidate"])}
     version = package.get("ModelPackageVersion")
-    return evaluation | {"champion": champion}, f"registry v{version} (its own test set)"
+    return evaluation | {"champion": champion}, f"registry v{version} scored on its own test set"
 
 
 def _put(bucket: str, key: str, body: str, content_type: str) -> str:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from mlops.clients import client
 from mlops.observability import logger
 
-# CustomerMetadataProperties values are capped at 256 characters by the API.
+# CustomerMetadataProperties (SageMaker API, shapes CustomerMetadataMap/Key/Value): at most 50
+# entries; keys 1-128 and values 1-256 characters, both matching [\p{L}\p{Z}\p{N}_.:\/=+\-@]*.
+# Lengths are Java string lengths (UTF-16 code units).
+_ENTRIES_MAX = 50
+_KEY_MAX = 128
 _VALUE_MAX = 256
+_ALLOWED_PUNCTUATION = frozenset("_.:/=+-@")
+_ALLOWED_CATEGORIES = frozenset("LZN")  # \p{L} letters, \p{Z} separators, \p{N} numbers
 
 
 def ensure_group(group: str, dataset: str) -> None:
@@ -76,9 +83,67 @@ def champion(group: str) -> dict[str, Any] | None:
     return None
 
 
-def metadata(values: dict[str, Any]) -> dict[str, str]:
-    """CustomerMetadataProperties: strings only, None dropped, each within the API's limit."""
-    return {k: str(v)[:_VALUE_MAX] for k, v in values.items() if v is not None and str(v) != ""}
+def _legal(char: str) -> bool:
+    return char in _ALLOWED_PUNCTUATION or unicodedata.category(char)[0] in _ALLOWED_CATEGORIES
+
+
+def _conform(text: str, replacement: str, limit: int) -> str:
+    """``text`` with each run of disallowed characters replaced, cut to ``limit`` UTF-16 units.
+
+    No replacement at either end nor next to a ``replacement`` already there; legal text comes
+    back unchanged (apart from the cut).
+    """
+    out: list[str] = []
+    units = 0
+    pending = False  # a run of disallowed characters precedes ``char``
+    for char in text:
+        if not _legal(char):
+            pending = True
+            continue
+        chars = [char]
+        if pending and out and replacement not in (out[-1], char):
+            chars.insert(0, replacement)
+        pending = False
+        width = sum(2 if ord(c) > 0xFFFF else 1 for c in chars)
+        if units + width > limit:
+            break
+        out.extend(chars)
+        units += width
+    return "".join(out)
+
+
+def metadata(values: Mapping[Any, Any]) -> dict[str, str]:
+    """``values`` as legal CustomerMetadataProperties for CreateModelPackage/UpdateModelPackage.
+
+    None and empty values are dropped; everything else becomes a string. Characters outside the
+    API's pattern become a space in values and ``_`` in keys (one per run); keys are cut to 128
+    and values to 256 characters; keys made equal by that get a ``_2``, ``_3``… suffix. Past 50
+    entries the rest are dropped with a warning. Conforming a conforming dict changes nothing.
+    """
+    out: dict[str, str] = {}
+    dropped: list[str] = []
+    for raw_key, raw_value in values.items():
+        if raw_value is None:
+            continue
+        value = _conform(str(raw_value), " ", _VALUE_MAX)
+        if not value:
+            continue
+        key = _conform(str(raw_key), "_", _KEY_MAX) or "_"
+        unique, n = key, 1
+        while unique in out:
+            n += 1
+            suffix = f"_{n}"
+            unique = _conform(key, "_", _KEY_MAX - len(suffix)) + suffix
+        if len(out) == _ENTRIES_MAX:
+            dropped.append(unique)
+            continue
+        out[unique] = value
+    if dropped:
+        logger.warning(
+            "model package metadata over the API's 50 entries; dropped",
+            extra={"dropped": dropped},
+        )
+    return out
 
 
 def register(
@@ -89,7 +154,7 @@ def register(
     status: str,
     description: str,
     statistics_uri: str,
-    properties: dict[str, str],
+    properties: Mapping[str, Any],
     generated_by: str,
     tags: dict[str, str],
 ) -> dict[str, Any]:
@@ -121,7 +186,7 @@ def register(
             }
         },
         MetadataProperties={"GeneratedBy": generated_by},
-        CustomerMetadataProperties=properties,
+        CustomerMetadataProperties=metadata(properties),
         Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
     )["ModelPackageArn"]
     return describe(arn)
