@@ -41,10 +41,10 @@ $(CHECKOV_VENV)/.installed: requirements/checkov.txt
 
 setup: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## Create the dev, SAM and checkov venvs
 
-lint: $(VENV)/.installed ## ruff lint and format check, actionlint on .github/workflows
+lint: $(VENV)/.installed ## ruff lint and format check; workflows checked against GitHub's schema
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/actionlint
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 format: $(VENV)/.installed ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
