@@ -460,6 +460,8 @@ def model_patterns(service_model: ServiceModel) -> set[str]:
 # ---------------------------------------------------------------------------------------------
 
 _NUMBER_TYPES = {"integer", "long", "float", "double"}
+# botocore's ParamValidator reasons for a length or value under the model's ``min``.
+_MIN_REASONS = {"invalid length", "invalid range"}
 
 
 @dataclass(frozen=True)
@@ -504,10 +506,12 @@ def _blob_size(value: Any) -> int | None:
         pass
     try:
         here = value.tell()
-        end = value.seek(0, os.SEEK_END)
+        # Some file-likes (s3transfer's ReadFileChunk) return None from seek: ask tell().
+        value.seek(0, os.SEEK_END)
+        end = value.tell()
         value.seek(here)
         return int(end - here)
-    except (AttributeError, OSError, ValueError):
+    except (AttributeError, OSError, ValueError, TypeError):
         return None
 
 
@@ -685,13 +689,17 @@ def violations(operation_model: OperationModel, params: Mapping[str, Any]) -> li
 
 
 def _client_refuses(operation_model: OperationModel, params: Mapping[str, Any]) -> bool:
-    # botocore validates parameters (types, required members, min) before sending anything and
-    # raises ParamValidationError: a request it refuses never reaches AWS, so AWS's checks must
-    # not answer first.
+    # botocore refuses a value under its ``min`` before sending anything (ParamValidationError),
+    # so AWS never sees that request and its checks must not answer first. Only ``min`` counts:
+    # type and required-member findings on these not-yet-transformed parameters can be false
+    # (boto3's DynamoDB resource serializes Python values, S3's CopySource dict becomes a string
+    # later), and the walk skips values of the wrong type anyway.
     shape = operation_model.input_shape
     if shape is None:
         return False
-    return bool(ParamValidator().validate(params, shape).has_errors())
+    report = ParamValidator().validate(params, shape)
+    # ValidationErrors keeps (reason, name, details) tuples; it has no public accessor.
+    return any(reason in _MIN_REASONS for reason, _name, _details in report._errors)
 
 
 # ---------------------------------------------------------------------------------------------

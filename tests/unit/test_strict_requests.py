@@ -500,3 +500,16 @@ def test_given_an_s3_key_over_1024_bytes_then_key_too_long() -> None:
         check_payload_limits("s3", "PutObject", {"Bucket": "raw", "Key": "é" * 513})
     assert caught.value.response["Error"]["Code"] == "KeyTooLongError"
     check_payload_limits("s3", "PutObject", {"Bucket": "raw", "Key": "é" * 512})
+
+
+def test_given_a_dynamodb_resource_style_item_when_the_table_name_is_too_long_then_refused() -> (
+    None
+):
+    # boto3's Table resource passes Python values that botocore serializes later: a type
+    # mismatch there must not switch the other checks off.
+    params = {"TableName": "t" * 1025, "Item": {"pk": "plain python value"}}
+    error = refusal("dynamodb", "PutItem", params)
+    assert error.response["Error"]["Message"].endswith(
+        "at 'tableName' failed to satisfy constraint: Member must have length less than or"
+        " equal to 1024"
+    )
