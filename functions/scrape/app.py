@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlops.observability import bind_run, logger, metrics, tracer
 from mlops.runs import new_run_id
-from mlops.scraping import ScrapeRequest, run_scrape
+from mlops.scraping import ScrapeRequest, ScrapeSkipped, run_scrape
 
 LANDING_MARGIN_SECONDS = 60.0
 
@@ -60,6 +60,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except Exception:
         metrics.add_metric(name="ScrapeRunsFailed", unit=MetricUnit.Count, value=1)
         raise
+    if isinstance(result, ScrapeSkipped):
+        # Another crawl of the site is running: a clean exit, not an error to retry.
+        metrics.add_metric(name="ScrapeRunsSkipped", unit=MetricUnit.Count, value=1)
+        return {
+            "run_id": result.run_id,
+            "dataset": result.dataset,
+            "skipped": True,
+            "reason": result.reason,
+        }
     metrics.add_metric(name="PagesFetched", unit=MetricUnit.Count, value=result.pages_fetched)
     metrics.add_metric(name="ItemsScraped", unit=MetricUnit.Count, value=result.records)
     metrics.add_metric(

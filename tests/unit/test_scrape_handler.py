@@ -154,3 +154,29 @@ def test_the_crawl_stops_in_time_to_land_before_the_lambda_timeout(
     manifest = json.loads(lake.get_object(Bucket=RAW, Key=summary["manifest_key"])["Body"].read())
     assert manifest["capped_by"] == "time_budget"
     assert 0 < summary["records"] < 40
+
+
+def test_a_scheduled_event_while_the_site_is_being_crawled_exits_cleanly_as_skipped(
+    lake: Any,
+    site: Any,
+    event: Any,
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from mlops.scraping.run import LEASE_SECONDS, lease_name, site_of
+
+    # given another invocation crawling the same site (it holds the site's lease)
+    busy = "20261127T080000Z-aaaaaaaa"
+    assert ledger.claim_lease(lease_name(site_of(site.start_url)), busy, LEASE_SECONDS).won
+
+    # when the schedule fires again
+    summary = app.lambda_handler(scheduled(event, start_url=site.start_url), lambda_context)
+
+    # then the handler returns (no error for the retry policy and the DLQ), fetches and lands
+    # nothing, and the ledger records the run as skipped with the reason
+    assert summary["skipped"] is True and busy in summary["reason"]
+    assert site.requested_paths() == []
+    assert "Contents" not in lake.list_objects_v2(Bucket=RAW)
+    (item,) = ledger.stages(summary["run_id"])
+    assert item["status"] == "SKIPPED" and item["reason"] == summary["reason"]
+    assert emitted_metrics(capsys.readouterr().out)["ScrapeRunsSkipped"] == 1

@@ -220,10 +220,21 @@ def test_raw_and_artifacts_keep_versions_and_raw_emits_eventbridge_events(
     assert any("ExpirationInDays" in rule for rule in quarantine_rules)
 
 
-def test_scraper_crawls_one_at_a_time_with_room_for_a_long_crawl(source: dict[str, Any]) -> None:
+def test_scraper_reserves_no_concurrency_and_has_room_for_a_long_crawl(
+    source: dict[str, Any],
+) -> None:
+    # A reservation fails the deploy on accounts with a reduced concurrency quota; one crawl
+    # at a time per site is the run ledger's lease (mlops.scraping.run).
     scrape = source["Resources"]["ScrapeFunction"]["Properties"]
-    assert scrape["ReservedConcurrentExecutions"] == 1
+    assert "ReservedConcurrentExecutions" not in scrape
     assert scrape["Timeout"] >= 300
+
+
+def test_the_scrape_lease_outlives_the_scrape_function_timeout(source: dict[str, Any]) -> None:
+    from mlops.scraping.run import LEASE_SECONDS
+
+    scrape = source["Resources"]["ScrapeFunction"]["Properties"]
+    assert scrape["Timeout"] < LEASE_SECONDS
 
 
 def test_sagemaker_names_in_the_template_match_the_names_the_code_derives(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from enum import Enum
 from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
 
 from mlops.clients import resource
 from mlops.settings import get_settings
@@ -113,6 +117,76 @@ def claim(run_id: str, stage: str, **detail: Any) -> bool:
     return True
 
 
+# A lease is an item of the ledger table keyed (``lease:<name>``, ``lease``): no run has that id.
+LEASE_PREFIX = "lease:"
+LEASE_STAGE = "lease"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds the lease ``name`` and until when (epoch seconds); ``won`` if the caller does."""
+
+    name: str
+    owner: str
+    expires_at: float
+    won: bool
+
+    @property
+    def expires_iso(self) -> str:
+        moment = datetime.fromtimestamp(self.expires_at, timezone.utc)
+        return moment.isoformat(timespec="seconds")
+
+
+def _lease_key(name: str) -> dict[str, str]:
+    return {"run_id": LEASE_PREFIX + name, "stage": LEASE_STAGE}
+
+
+def claim_lease(name: str, owner: str, seconds: float, *, now: float | None = None) -> Lease:
+    """Take the lease ``name`` for ``seconds`` unless another owner holds an unexpired one.
+
+    One conditional PutItem: it succeeds when no lease item exists or the existing one has
+    expired (a crashed holder never released it), so exactly one of concurrent claimers wins.
+    On a lost claim the holder comes back from the failed condition check (ALL_OLD).
+    """
+    now = time.time() if now is None else now
+    expires = round(now + seconds, 3)
+    table = _table()
+    try:
+        table.put_item(
+            Item=_lease_key(name)
+            | {
+                "owner": owner,
+                "expires_at": Decimal(str(expires)),
+                "claimed_at": _now(),
+            },
+            ConditionExpression="attribute_not_exists(run_id) OR expires_at <= :now",
+            ExpressionAttributeValues={":now": Decimal(str(round(now, 3)))},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except table.meta.client.exceptions.ConditionalCheckFailedException as error:
+        raw = error.response.get("Item") or {}
+        held = {k: TypeDeserializer().deserialize(v) for k, v in raw.items()}
+        return Lease(
+            name, str(held.get("owner", "unknown")), float(held.get("expires_at", 0)), False
+        )
+    return Lease(name, owner, expires, True)
+
+
+def release_lease(name: str, owner: str) -> bool:
+    """Give the lease ``name`` back if ``owner`` still holds it; False (and no change) if not."""
+    table = _table()
+    try:
+        table.delete_item(
+            Key=_lease_key(name),
+            ConditionExpression="#o = :me",
+            ExpressionAttributeNames={"#o": "owner"},
+            ExpressionAttributeValues={":me": owner},
+        )
+    except table.meta.client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
 def stages(run_id: str) -> list[dict[str, Any]]:
     """Every stage item of a run, oldest first."""
     table = _table()
@@ -138,6 +212,8 @@ def latest_runs(limit: int = 20) -> list[str]:
     while True:
         page = table.scan(**kwargs)
         for item in page["Items"]:
+            if str(item["run_id"]).startswith(LEASE_PREFIX):
+                continue
             started = str(item.get("started_at", ""))
             runs[item["run_id"]] = max(runs.get(item["run_id"], ""), started)
         if "LastEvaluatedKey" not in page:

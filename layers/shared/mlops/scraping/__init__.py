@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlops.scraping.crawl import CrawlStats, ScrapeError, crawl
 from mlops.scraping.fetch import Fetcher, FetchError
-from mlops.scraping.run import ScrapeRequest, ScrapeResult, run_scrape
+from mlops.scraping.run import ScrapeRequest, ScrapeResult, ScrapeSkipped, run_scrape
 from mlops.scraping.spec import SiteSpec, SpecError, load_spec, parse_spec
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "ScrapeError",
     "ScrapeRequest",
     "ScrapeResult",
+    "ScrapeSkipped",
     "SiteSpec",
     "SpecError",
     "crawl",

@@ -1,10 +1,17 @@
-"""One scrape run: load the spec, crawl, land parts and manifest, record it in the run ledger."""
+"""One scrape run: load the spec, crawl, land parts and manifest, record it in the run ledger.
+
+One crawl at a time per site: a run takes the site's lease in the run ledger (a conditional
+write) before its first request and gives it back at the end; a run that finds the lease held
+is recorded SKIPPED with the reason and returns without crawling. The lease outlives any Lambda
+invocation, so a crashed crawl blocks its site only until the lease expires.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +26,8 @@ from mlops.settings import get_settings
 
 STAGE = "scrape"
 DEFAULT_SPEC_URI = "builtin:demo_cars"
+# Longer than Lambda's 15-minute maximum timeout: a lease outlives the crawl that took it.
+LEASE_SECONDS = 20 * 60
 
 
 class ScrapeRequest(BaseModel):
@@ -56,13 +65,35 @@ class ScrapeResult(BaseModel):
     duration_seconds: float
 
 
+class ScrapeSkipped(BaseModel):
+    """A run that did not crawl: another crawl of the same site holds the site's lease."""
+
+    run_id: str
+    dataset: str
+    site: str
+    reason: str
+    holder: str
+    held_until: str
+
+
+def site_of(url: str) -> str:
+    """The site a crawl of ``url`` hits (scheme and host:port), the unit of one-at-a-time."""
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}" if parts.netloc else url
+
+
+def lease_name(site: str) -> str:
+    return f"scrape:{site}"
+
+
 def run_scrape(
     request: ScrapeRequest, *, sleep: Callable[[float], None] = time.sleep
-) -> ScrapeResult:
+) -> ScrapeResult | ScrapeSkipped:
     """Crawl the site of ``request`` into the raw zone; ledger FAILED and re-raise on any failure.
 
     The spec is loaded and validated before any request. Nothing lands unless the crawl
-    finishes; parts are written first and the manifest last.
+    finishes; parts are written first and the manifest last. While another run holds the
+    site's lease nothing is fetched: the run is recorded SKIPPED and ``ScrapeSkipped`` returned.
     """
     settings = get_settings()
     bucket = settings.require("raw_bucket")
@@ -78,6 +109,13 @@ def run_scrape(
         dataset = request.dataset or spec.dataset
         source = request.start_url or spec.start_url
         known.update(dataset=dataset, source=source)
+        lease = ledger.claim_lease(lease_name(site_of(source)), request.run_id, LEASE_SECONDS)
+    except Exception as error:
+        _record_failure(request.run_id, stats, error, known)
+        raise
+    if not lease.won:
+        return _skipped(request.run_id, dataset, source, lease)
+    try:
         ingest_date = started.date().isoformat()
         buffer = PartBuffer(request.part_max_records, request.part_max_bytes)
         politeness = (
@@ -128,17 +166,10 @@ def run_scrape(
             bucket, dataset, ingest_date, request.run_id, buffer.parts, manifest
         )
     except Exception as error:
-        # Nothing landed: records extracted before the failure are reported as discarded.
-        counts = _counts(stats, parts=0) | {"records": 0, "records_discarded": stats.records}
-        ledger.finish(
-            request.run_id,
-            STAGE,
-            Status.FAILED,
-            counts=counts,
-            reason=f"{type(error).__name__}: {error}",
-            **known,
-        )
+        _record_failure(request.run_id, stats, error, known)
         raise
+    finally:
+        _release(lease)
     ledger.finish(
         request.run_id,
         STAGE,
@@ -163,6 +194,58 @@ def run_scrape(
         requests=requests_made,
         duration_seconds=manifest["duration_seconds"],
     )
+
+
+def _record_failure(
+    run_id: str, stats: CrawlStats, error: Exception, known: dict[str, str]
+) -> None:
+    # Nothing landed: records extracted before the failure are reported as discarded.
+    counts = _counts(stats, parts=0) | {"records": 0, "records_discarded": stats.records}
+    ledger.finish(
+        run_id,
+        STAGE,
+        Status.FAILED,
+        counts=counts,
+        reason=f"{type(error).__name__}: {error}",
+        **known,
+    )
+
+
+def _skipped(run_id: str, dataset: str, source: str, lease: ledger.Lease) -> ScrapeSkipped:
+    site = site_of(source)
+    reason = (
+        f"another crawl of {site} is running: run {lease.owner} holds its lease "
+        f"until {lease.expires_iso}"
+    )
+    ledger.finish(
+        run_id,
+        STAGE,
+        Status.SKIPPED,
+        reason=reason,
+        dataset=dataset,
+        source=source,
+        lease_holder=lease.owner,
+    )
+    logger.info("scrape skipped", extra={"site": site, "holder": lease.owner})
+    return ScrapeSkipped(
+        run_id=run_id,
+        dataset=dataset,
+        site=site,
+        reason=reason,
+        holder=lease.owner,
+        held_until=lease.expires_iso,
+    )
+
+
+def _release(lease: ledger.Lease) -> None:
+    """Give the site back; a failed release only delays the next crawl until the lease expires."""
+    try:
+        if not ledger.release_lease(lease.name, lease.owner):
+            logger.warning("scrape lease was no longer ours", extra={"lease": lease.name})
+    except Exception as error:  # the run's outcome stands; the lease expires on its own
+        logger.warning(
+            "could not release the scrape lease", extra={"lease": lease.name, "error": str(error)}
+        )
 
 
 def _counts(stats: CrawlStats, *, parts: int) -> dict[str, int | float]:
