@@ -646,8 +646,8 @@ def _sm_delete_tags(scope: _Scope, params: Params) -> list[AuthorizationRequest]
     return [_req("sagemaker:DeleteTags", params["ResourceArn"], context)]
 
 
-# "Except for the ListTags API, resource-level restrictions are not available on List- calls"
-# (SageMaker "API Permissions: Actions, Permissions, and Resources Reference").
+# Account-wide List calls have no resource-level permissions (the SageMaker AI Service
+# Authorization Reference gives them no resource type).
 _unscoped(
     "sagemaker",
     {
@@ -656,12 +656,26 @@ _unscoped(
             "ListEndpoints",
             "ListEndpointConfigs",
             "ListModels",
-            "ListModelPackages",
             "ListModelPackageGroups",
             "ListTrainingJobs",
         )
     },
 )
+
+
+@_maps("sagemaker", "ListModelPackages")
+def _sm_list_packages(scope: _Scope, params: Params) -> list[AuthorizationRequest]:
+    # The older "API Permissions: Actions, Permissions, and Resources Reference" said no List
+    # call but ListTags had resource-level permissions; the current Service Authorization
+    # Reference gives ListModelPackages the resource type model-package, as it gives parent
+    # scoped lists theirs (ListImageVersions: image, ListPipelineExecutions: pipeline). Listing
+    # one group's versions is therefore authorized on those versions, model-package/<group>/*
+    # (the form used for CreateModelPackage above); listing without a group spans the account.
+    group = params.get("ModelPackageGroupName")
+    if not group:
+        return [_req("sagemaker:ListModelPackages", "*")]
+    versions = scope.arn("sagemaker", f"model-package/{_name_from_arn(str(group))}/*")
+    return [_req("sagemaker:ListModelPackages", versions)]
 
 
 @_maps(

@@ -418,10 +418,20 @@ def test_model_package_names_keep_their_case_and_arns_are_used_as_given() -> Non
     ]
 
 
-def test_list_calls_have_no_resource_level_permissions_except_list_tags() -> None:
-    assert pairs(auth("sagemaker", "ListModelPackages", ModelPackageGroupName="g")) == [
-        ("sagemaker:ListModelPackages", "*")
+def test_account_wide_list_calls_have_no_resource_level_permissions() -> None:
+    assert pairs(auth("sagemaker", "ListEndpoints")) == [("sagemaker:ListEndpoints", "*")]
+    assert pairs(auth("sagemaker", "ListModelPackages")) == [("sagemaker:ListModelPackages", "*")]
+
+
+def test_listing_one_groups_packages_is_authorized_on_its_versions() -> None:
+    assert pairs(
+        auth("sagemaker", "ListModelPackages", ModelPackageGroupName="mlops-cars-dev")
+    ) == [
+        ("sagemaker:ListModelPackages", f"arn:aws:sagemaker:{ARN}:model-package/mlops-cars-dev/*")
     ]
+
+
+def test_list_tags_is_authorized_on_the_resource() -> None:
     endpoint = f"arn:aws:sagemaker:{ARN}:endpoint/mlops-cars-dev"
     assert pairs(auth("sagemaker", "ListTags", ResourceArn=endpoint)) == [
         ("sagemaker:ListTags", endpoint)
