@@ -131,7 +131,7 @@ def test_in_prod_the_config_is_instance_backed_and_verification_adds_autoscaling
     [variant] = cloud["sagemaker"].describe_endpoint_config(
         EndpointConfigName="mlops-used-cars-dev-v1"
     )["ProductionVariants"]
-    assert variant["InstanceType"] == "ml.m5.large" and variant["InitialInstanceCount"] == 1
+    assert variant["InstanceType"] == "ml.m5.large" and variant["InitialInstanceCount"] == 2
     # when the endpoint reports IN_SERVICE
     deploy(event("endpoint_in_service"), lambda_context)
     # then the variant scales on invocations per instance
@@ -175,6 +175,33 @@ def test_an_instance_backed_update_shifts_traffic_by_canary(
     deploy(package_event(event, "model_package_approved", 2, arn), lambda_context)
     policy = cloud["sagemaker"].describe_endpoint(EndpointName=ENDPOINT)["LastDeploymentConfig"]
     assert policy["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "CANARY"
+
+
+def test_the_canary_is_at_most_half_of_any_instance_count_the_variant_can_have(
+    cloud, event, lambda_context, monkeypatch
+) -> None:
+    # UpdateEndpoint rejects a canary larger than 50% of the variant's instances
+    # (TrafficRoutingConfig.CanarySize); the instance count is retained across updates and
+    # autoscaling keeps it between its bounds, so the smallest count is the one that matters.
+    monkeypatch.setenv("ENDPOINT_INSTANCE_TYPE", "ml.m5.large")
+    register(cloud, 1)
+    deploy(event("model_package_approved"), lambda_context)
+    deploy(event("endpoint_in_service"), lambda_context)
+    arn = register(cloud, 2)
+    # when version 2 is deployed as a canary
+    deploy(package_event(event, "model_package_approved", 2, arn), lambda_context)
+    # then the canary is no more than half of the initial count and of the autoscaling minimum
+    sagemaker = cloud["sagemaker"]
+    policy = sagemaker.describe_endpoint(EndpointName=ENDPOINT)["LastDeploymentConfig"]
+    canary = policy["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["CanarySize"]
+    [variant] = sagemaker.describe_endpoint_config(EndpointConfigName="mlops-used-cars-dev-v2")[
+        "ProductionVariants"
+    ]
+    scaling = boto3.client("application-autoscaling")
+    [target] = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert canary["Type"] == "INSTANCE_COUNT"
+    assert canary["Value"] * 2 <= variant["InitialInstanceCount"]
+    assert canary["Value"] * 2 <= target["MinCapacity"]
 
 
 def test_approving_an_older_version_redeploys_it_reusing_its_model(

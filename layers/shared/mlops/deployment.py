@@ -24,7 +24,11 @@ VARIANT = "AllTraffic"
 # What the deploy stage meant the endpoint to serve; the verification compares against it.
 INTENT_CONFIG, INTENT_RUN, INTENT_VERSION = "mlops:config", "mlops:run_id", "mlops:version"
 # Instance-backed (prod) endpoints scale on invocations per instance within these bounds.
-MIN_INSTANCES, MAX_INSTANCES, INVOCATIONS_PER_INSTANCE = 1, 4, 100.0
+# At least two: a blue/green canary "must be less than or equal to 50% of the variant's total
+# instance count" (SageMaker API Reference, TrafficRoutingConfig.CanarySize), so a one-instance
+# variant rejects every canary update; two also spread the endpoint over Availability Zones.
+MIN_INSTANCES, MAX_INSTANCES, INVOCATIONS_PER_INSTANCE = 2, 4, 100.0
+CANARY_INSTANCES = 1
 _VERSION_SUFFIX = re.compile(r"-v(\d+)$")
 _IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 
@@ -155,7 +159,7 @@ def deployment_config(settings: Settings) -> dict[str, Any]:
     if settings.endpoint_instance_type:
         routing = {
             "Type": "CANARY",
-            "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1},
+            "CanarySize": {"Type": "INSTANCE_COUNT", "Value": CANARY_INSTANCES},
             "WaitIntervalInSeconds": 300,
         }
     else:
