@@ -9,7 +9,6 @@ import json
 import threading
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote_plus
 
 import awswrangler as wr
 import boto3
@@ -74,13 +73,16 @@ class Lake:
             Rule="run-validated", Targets=[{"Id": "q", "Arn": arn["Attributes"]["QueueArn"]}]
         )
 
-    def upload(self, key: str, body: bytes) -> dict[str, Any]:
-        """Put an object in the raw zone; return the "Object Created" event S3 would send."""
+    def upload(self, key: str, body: bytes, *, sent_key: str | None = None) -> dict[str, Any]:
+        """Put an object in the raw zone; return the "Object Created" event S3 would send.
+
+        EventBridge carries the key as is (``sent_key`` overrides it, e.g. form-encoded).
+        """
         put = self.s3.put_object(Bucket=RAW, Key=key, Body=body)
         event = copy.deepcopy(self.template)
         obj = event["detail"]["object"]
         obj.update(
-            key=quote_plus(key, safe="/"),
+            key=key if sent_key is None else sent_key,
             size=len(body),
             etag=put["ETag"].strip('"'),
         )
@@ -282,6 +284,62 @@ def test_a_user_parquet_upload_is_validated(lake_env: Lake) -> None:
 
     assert (result["outcome"], result["rows_valid"]) == ("validated", 4)
     assert len(lake_env.validated_rows()) == 4
+
+
+# ---------------------------------------------------------------- object keys in events
+
+ODD_KEY = "used_cars/a+b c.csv"
+ODD_CSV = (
+    b"listing_id,make,model,year,mileage,fuel,transmission,engine_size,body,posted_date,price\n"
+    b"L000001,VW,Golf,2018,41200,Petrol,Manual,1.4,Hatchback,2026-10-01,14900\n"
+    b"L000002,Kia,Ceed,2020,30000,Diesel,Automatic,1.6,Hatchback,2026-10-02,17500\n"
+)
+
+
+def test_an_upload_named_with_a_plus_and_a_space_is_validated_and_counted_under_its_name(
+    lake_env: Lake,
+) -> None:
+    # given an upload named "a+b c.csv", announced as S3 sends it to EventBridge (key as is)
+    event = lake_env.upload(ODD_KEY, ODD_CSV)
+    assert event["detail"]["object"]["key"] == ODD_KEY
+    # when the validate function handles the event
+    result = lake_env.invoke(event)
+    # then its rows are validated under its own key, and the run counts them under that key
+    assert (result["outcome"], result["key"], result["rows_valid"]) == ("validated", ODD_KEY, 2)
+    rows = lake_env.validated_rows()
+    assert sorted(rows["listing_id"]) == ["L000001", "L000002"]
+    assert set(rows["source_object"]) == {f"s3://{RAW}/{ODD_KEY}"}
+    progress = lake_env.ledger_item(result["run_id"])
+    assert progress["part_counts"][ODD_KEY]["rows_valid"] == 2
+    assert lake_env.report(result)["rows_valid"] == 2
+
+
+def test_a_form_encoded_key_is_read_as_the_object_it_encodes(lake_env: Lake) -> None:
+    # given the same upload announced with the key form-encoded, as classic S3 notifications do
+    event = lake_env.upload(ODD_KEY, ODD_CSV, sent_key="used_cars/a%2Bb+c.csv")
+    # when the validate function handles the event
+    result = lake_env.invoke(event)
+    # then the key is decoded to the object's name, not kept nor mangled
+    assert (result["outcome"], result["key"], result["rows_valid"]) == ("validated", ODD_KEY, 2)
+    assert set(lake_env.validated_rows()["source_object"]) == {f"s3://{RAW}/{ODD_KEY}"}
+
+
+def test_the_event_version_decides_between_two_objects_a_key_may_name(lake_env: Lake) -> None:
+    # given "a+b.csv" and "a b.csv" both in the raw zone
+    lake_env.upload("used_cars/a+b.csv", ODD_CSV)
+    spaced = lake_env.upload("used_cars/a b.csv", ODD_CSV)
+    # when "a b.csv" is announced form-encoded, which reads literally as "a+b.csv"
+    spaced["detail"]["object"]["key"] = "used_cars/a+b.csv"
+    result = lake_env.invoke(spaced)
+    # then the event's version id picks the object it was sent for
+    assert result["key"] == "used_cars/a b.csv"
+
+
+def test_a_key_without_plus_or_percent_has_one_reading() -> None:
+    from mlops.validation.objects import key_candidates
+
+    assert key_candidates("dataset=used_cars/x y.csv") == ["dataset=used_cars/x y.csv"]
+    assert key_candidates("used_cars/a+b%2B.csv") == ["used_cars/a+b%2B.csv", "used_cars/a b+.csv"]
 
 
 # ---------------------------------------------------------------- unreadable objects

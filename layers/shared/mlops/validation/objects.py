@@ -81,11 +81,12 @@ class RawObject(BaseModel):
 
     @classmethod
     def from_event(cls, event: S3EventNotificationEventBridgeModel) -> RawObject:
+        """The object as the event names it; ``resolve_key`` settles a key's encoding."""
         obj = event.detail.object
         version = obj.version_id if obj.version_id not in (None, "", "null") else None
         return cls(
             bucket=event.detail.bucket.name,
-            key=unquote_plus(obj.key),
+            key=obj.key,
             version_id=version,
             etag=obj.etag,
             size=obj.size,
@@ -125,7 +126,7 @@ def handle_object_created(
     event: S3EventNotificationEventBridgeModel, lambda_context: Any = None
 ) -> ObjectResult:
     """Validate the object an event names, once per object version."""
-    obj = RawObject.from_event(event)
+    obj = resolve_key(RawObject.from_event(event))
     if not obj.version:
         obj = _with_current_version(obj)
     settings = get_settings()
@@ -143,6 +144,54 @@ def handle_object_created(
     )(_validate_once)
     identity = {"bucket": obj.bucket, "key": obj.key, "version": obj.version}
     return ObjectResult.model_validate(once(identity=identity, obj=obj))
+
+
+def key_candidates(key: str) -> list[str]:
+    """The object keys an event's ``key`` may stand for: itself, then its form-decoded reading.
+
+    S3 URL-encodes the key of a classic event notification (``Records[].s3.object.key``:
+    "red flower.jpg" arrives as "red+flower.jpg"). For its EventBridge events AWS documents
+    no encoding of ``detail.object.key``; taken as is, "a+b c.csv" is "a+b c.csv", which
+    ``unquote_plus`` would turn into "a b c.csv". A key that decoding leaves unchanged (no
+    ``%`` and no ``+``) has one reading.
+    """
+    decoded = unquote_plus(key)
+    return [key] if decoded == key else [key, decoded]
+
+
+def resolve_key(obj: RawObject) -> RawObject:
+    """``obj`` under the key that names the event's object, whichever way the key was encoded.
+
+    The literal key comes first; the decoded one is taken only when the literal key does not
+    name this object version (or, in an unversioned bucket, an object with the event's etag).
+    When neither exists any more, the key stays as sent and the object is recorded missing.
+    """
+    candidates = key_candidates(obj.key)
+    if len(candidates) == 1:
+        return obj
+    for key in candidates:
+        if _names_the_object(obj, key):
+            if key != obj.key:
+                logger.info("event key was URL-encoded", extra={"sent": obj.key, "key": key})
+            return obj.model_copy(update={"key": key})
+    return obj
+
+
+def _names_the_object(obj: RawObject, key: str) -> bool:
+    params = {"Bucket": obj.bucket, "Key": key}
+    if obj.version_id:
+        params["VersionId"] = obj.version_id
+    try:
+        head = client("s3").head_object(**params)
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        # A version id of another key: 404 (NoSuchVersion), or 400 if S3 finds it malformed.
+        if code in ("404", "NoSuchKey", "NoSuchVersion") or (
+            obj.version_id and code in ("400", "InvalidArgument")
+        ):
+            return False
+        raise
+    return bool(obj.version_id) or not obj.etag or head["ETag"].strip('"') == obj.etag
 
 
 def _with_current_version(obj: RawObject) -> RawObject:
