@@ -41,12 +41,13 @@ class ScheduledEvent(EventBridgeModel):
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        overrides = parse(event=event, model=ScheduledEvent).detail
+        scheduled = parse(event=event, model=ScheduledEvent)
     except ValidationError:
         # Retrying cannot fix the event: it goes to the DLQ after the rule's two retries.
         metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
         raise
-    run_id = new_run_id()
+    overrides = scheduled.detail
+    run_id = new_run_id(scheduled.time, event_id=scheduled.id)
     bind_run(run_id, schedule=event.get("resources", []))
     # Stop crawling early enough to land the parts and manifest before Lambda's timeout.
     budget = context.get_remaining_time_in_millis() / 1000 - LANDING_MARGIN_SECONDS

@@ -1,5 +1,6 @@
 """.github/workflows: pull requests run `make test`; main deploys dev, then prod after approval,
-through GitHub OIDC and never with stored AWS keys. (`make lint` checks them against GitHub's workflow schema.)"""
+through GitHub OIDC and never with stored AWS keys. (`make lint` checks them against GitHub's
+workflow schema.)"""
 
 from __future__ import annotations
 

@@ -144,8 +144,9 @@ def _lease_key(name: str) -> dict[str, str]:
 def claim_lease(name: str, owner: str, seconds: float, *, now: float | None = None) -> Lease:
     """Take the lease ``name`` for ``seconds`` unless another owner holds an unexpired one.
 
-    One conditional PutItem: it succeeds when no lease item exists or the existing one has
-    expired (a crashed holder never released it), so exactly one of concurrent claimers wins.
+    One conditional PutItem: it succeeds when no lease item exists, the existing one has
+    expired (a crashed holder never released it) or ``owner`` holds it already, so exactly
+    one of concurrent claimers wins.
     On a lost claim the holder comes back from the failed condition check (ALL_OLD).
     """
     now = time.time() if now is None else now
@@ -159,8 +160,13 @@ def claim_lease(name: str, owner: str, seconds: float, *, now: float | None = No
                 "expires_at": Decimal(str(expires)),
                 "claimed_at": _now(),
             },
-            ConditionExpression="attribute_not_exists(run_id) OR expires_at <= :now",
-            ExpressionAttributeValues={":now": Decimal(str(round(now, 3)))},
+            # The same owner may take it again: Lambda's retry of a crawl that timed out
+            # (same event, same run) must not find its own lease in the way.
+            ConditionExpression=(
+                "attribute_not_exists(run_id) OR expires_at <= :now OR #owner = :owner"
+            ),
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues={":now": Decimal(str(round(now, 3))), ":owner": owner},
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except table.meta.client.exceptions.ConditionalCheckFailedException as error:

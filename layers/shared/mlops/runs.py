@@ -11,10 +11,16 @@ _RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
 _RUN_IN_KEY = re.compile(r"(?:^|/)run_id=([^/]+)/")
 
 
-def new_run_id(now: datetime | None = None) -> str:
-    """A sortable, unique run id such as ``20261127T083000Z-1a2b3c4d``."""
+def new_run_id(now: datetime | None = None, *, event_id: str | None = None) -> str:
+    """A sortable, unique run id such as ``20261127T083000Z-1a2b3c4d``.
+
+    Given the triggering event's id, the same event always mints the same run: Lambda's
+    retries of one scheduled event continue one run instead of starting others.
+    """
     now = now or datetime.now(timezone.utc)
-    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    seed = hashlib.sha256(event_id.encode()).hexdigest() if event_id else uuid.uuid4().hex
+    suffix = seed[:8]
+    return f"{now.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{suffix}"
 
 
 def run_id_for_object(key: str, version: str) -> str:
