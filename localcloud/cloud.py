@@ -4,6 +4,7 @@ routed to the real handlers, executors standing in for managed compute."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import importlib.util
 import json
@@ -25,6 +26,7 @@ from urllib.parse import unquote_plus
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from localcloud.executors import EXECUTORS, Executor
 from localcloud.patterns import matches
@@ -38,6 +40,21 @@ from localcloud.runtime import (
     lambda_variables,
     load_handler,
 )
+from localcloud.strict.delivery import (
+    Keys,
+    cloudwatch_can_notify,
+    eventbridge_can_dead_letter,
+    role_may_use_key,
+)
+from localcloud.strict.enforce import (
+    Gate,
+    Principal,
+    TimedOut,
+    resource_policies,
+    role_principal,
+)
+from localcloud.strict.iam import AuthorizationRequest
+from localcloud.strict.requests import LAMBDA_SYNC_PAYLOAD_LIMIT, check_lambda_payload
 from localcloud.template import Template
 
 log = logging.getLogger(__name__)
@@ -154,12 +171,18 @@ class LocalCloud:
         publish: bool = True,
         routing: bool = True,
         console: Callable[[str], None] | None = None,
+        strict: bool | None = None,
+        template_text: str | None = None,
     ) -> None:
         self.project_root = Path(project_root)
         self.region = "us-east-1"
         self.account_id = "123456789012"
         self.template = Template.load(
-            self.project_root, parameters, region=self.region, account_id=self.account_id
+            self.project_root,
+            parameters,
+            region=self.region,
+            account_id=self.account_id,
+            text=template_text,
         )
         self.parameters: dict[str, str] = dict(self.template.parameters)
         self.workdir = Path(tempfile.mkdtemp(prefix="localcloud-"))
@@ -195,6 +218,13 @@ class LocalCloud:
         self._pandas_strings: str | None = None
         self.invocations: list[dict[str, Any]] = []
         self.dead_letters: list[dict[str, Any]] = []
+        # Service deliveries AWS would drop (an alarm's notification the topic key refuses).
+        self.undelivered: list[dict[str, Any]] = []
+        # IAM, request constraints and timeouts as AWS enforces them (localcloud.strict).
+        if strict is None:
+            # Strict by default; LOCALCLOUD_STRICT=0 exists for the benchmark of its cost.
+            strict = os.environ.get("LOCALCLOUD_STRICT", "1") != "0"
+        self.gate: Gate | None = Gate(self.account_id, self.region) if strict else None
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> LocalCloud:
@@ -220,6 +250,8 @@ class LocalCloud:
             self.endpoint_url = f"http://{host}:{port}"
             self._reset_moto()
             self._output.install()
+            if self.gate is not None:
+                self.gate.install()
             self._provision()
             if self._want_publish:
                 from localcloud.publish import publish_code
@@ -258,6 +290,8 @@ class LocalCloud:
                 _quietly(inner.server_close)
             self._server = None
         self._output.uninstall()
+        if self.gate is not None:
+            self.gate.uninstall()
         _restore_strings(self._pandas_strings)
         self._pandas_strings = None
         with self._clients_lock:
@@ -287,6 +321,36 @@ class LocalCloud:
                     config=Config(retries={"mode": "standard", "max_attempts": 3}),
                 )
             return self._clients[service]
+
+    def role_client(self, role_arn: str, service: str, session: str) -> Any:
+        """A client acting as ``role_arn`` (as a managed service assumes it), so the strict
+        cloud checks its calls against that role's policies."""
+        credentials = DUMMY_CREDENTIALS
+        if self.gate is not None:
+            credentials = self.gate.register(self._principal(role_arn, session))
+        boto_session = boto3.session.Session(
+            aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=credentials["AWS_SESSION_TOKEN"],
+            region_name=self.region,
+        )
+        return boto_session.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            config=Config(retries={"mode": "standard", "max_attempts": 3}),
+        )
+
+    def _principal(self, role_arn: str, session: str) -> Principal:
+        for p in self.provisioned.values():
+            if p.type == "AWS::IAM::Role" and p.attributes.get("Arn") == role_arn:
+                return role_principal(
+                    role_arn,
+                    session,
+                    p.properties.get("Policies", []),
+                    p.properties.get("ManagedPolicyArns", []),
+                )
+        # A role the template does not declare has no policies: everything is denied.
+        return Principal(role_arn, session, ())
 
     def emit(
         self,
@@ -364,6 +428,8 @@ class LocalCloud:
     def function_environment(self, spec: FunctionSpec) -> dict[str, str]:
         """Exactly the template's variables for the function, plus the AWS/Lambda plumbing."""
         plumbing = self.aws_environment() | lambda_variables(spec, self.region)
+        if self.gate is not None:
+            plumbing |= self.gate.register(self._principal(spec.role_arn, spec.name))
         # No X-Ray daemon locally: the tracer would otherwise try to send segments.
         plumbing["POWERTOOLS_TRACE_DISABLED"] = "true"
         return plumbing | spec.environment
@@ -384,6 +450,8 @@ class LocalCloud:
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         """Invoke a function once, synchronously, like ``lambda:Invoke`` (RequestResponse)."""
         spec = self.function(function)
+        if self.gate is not None:
+            check_lambda_payload(json.dumps(event).encode(), asynchronous=False)
         with self._invoke_lock:
             with self._state_lock:
                 self._running += 1
@@ -400,8 +468,15 @@ class LocalCloud:
                     logfile.write(f"START RequestId: {context.aws_request_id} Version: $LATEST\n")
                     try:
                         handler = load_handler(spec)
-                        with _as_own_service(env.get("POWERTOOLS_SERVICE_NAME")):
+                        # Clients made from boto3's default session (awswrangler's) must act
+                        # as this function's role, not the last one's.
+                        boto3.DEFAULT_SESSION = None
+                        with (
+                            _as_own_service(env.get("POWERTOOLS_SERVICE_NAME")),
+                            self._lambda_timeout(spec),
+                        ):
                             result = handler(event, context)
+                        self._check_response_size(spec, result)
                         record["ok"] = True
                         return result
                     except BaseException as exc:
@@ -416,15 +491,97 @@ class LocalCloud:
                             f"REPORT RequestId: {context.aws_request_id}\t"
                             f"Duration: {elapsed * 1000:.2f} ms\n"
                         )
-                        if elapsed > spec.timeout:
-                            logfile.write(
-                                f"[WARN] ran {elapsed:.1f}s, over its {spec.timeout}s timeout\n"
-                            )
             finally:
                 record["seconds"] = round(time.monotonic() - started, 3)
                 self.invocations.append(record)
                 with self._state_lock:
                     self._running -= 1
+
+    @contextlib.contextmanager
+    def _lambda_timeout(self, spec: FunctionSpec) -> Iterator[None]:
+        """Stop the handler at its Timeout as Lambda does; the attempt then counts as failed.
+
+        Lambda stops the whole runtime. Here the handler shares the process, so TimedOut is
+        raised into its thread (at its next Python instruction: a blocking C call finishes
+        first) and the gate refuses any AWS call it makes after the deadline.
+        """
+        if self.gate is None:
+            yield
+            return
+        ident = threading.get_ident()
+        guard = threading.Lock()
+        state = {"done": False, "fired": False}
+
+        def expire() -> None:
+            with guard:
+                if not state["done"]:
+                    state["fired"] = True
+                    _raise_in_thread(ident, TimedOut)
+
+        timer = threading.Timer(spec.timeout, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            with self.gate.deadline(spec.timeout, spec.logical_id):
+                yield
+        except TimedOut as exc:
+            raise LambdaTimeout(f"Task timed out after {spec.timeout:.2f} seconds") from exc
+        finally:
+            timer.cancel()
+            with guard:
+                state["done"] = True
+                if state["fired"]:
+                    _raise_in_thread(ident, None)
+
+    def _refuses_invocation(
+        self, spec: FunctionSpec, event: dict[str, Any], rule: Rule | None
+    ) -> Exception | None:
+        """Why lambda:Invoke (asynchronous, by EventBridge) would fail outright, if it would:
+        the function's resource policy does not let the rule invoke it, or the event is over
+        the asynchronous payload limit. (Throttling does not fail it: Lambda queues the event.)
+        """
+        if rule is not None and not self._rule_may_invoke(rule, spec):
+            message = (
+                f"events.amazonaws.com is not authorized to perform: lambda:InvokeFunction on "
+                f"resource: {spec.arn} (no AWS::Lambda::Permission for rule {rule.arn})"
+            )
+            return ClientError(
+                {"Error": {"Code": "AccessDeniedException", "Message": message}}, "Invoke"
+            )
+        try:
+            check_lambda_payload(json.dumps(event).encode(), asynchronous=True)
+        except ClientError as exc:
+            return exc
+        return None
+
+    def _rule_may_invoke(self, rule: Rule, spec: FunctionSpec) -> bool:
+        for p in self.provisioned.values():
+            props = p.properties
+            if (
+                p.type != "AWS::Lambda::Permission"
+                or props.get("Action") != "lambda:InvokeFunction"
+            ):
+                continue
+            named = str(props.get("FunctionName", ""))
+            if (
+                named not in (spec.name, spec.arn)
+                or props.get("Principal") != "events.amazonaws.com"
+            ):
+                continue
+            if props.get("SourceArn") in (None, rule.arn):
+                return True
+        return False
+
+    def _check_response_size(self, spec: FunctionSpec, result: Any) -> None:
+        if self.gate is None:
+            return
+        size = len(json.dumps(result, default=str).encode())
+        if size > LAMBDA_SYNC_PAYLOAD_LIMIT:
+            # Lambda's wording for an over-large synchronous response.
+            raise LambdaPayloadTooLarge(
+                f"{spec.logical_id}: Response payload size ({size} bytes) exceeded maximum "
+                f"allowed payload size ({LAMBDA_SYNC_PAYLOAD_LIMIT} bytes)."
+            )
 
     def invoke_async(self, function: str, event: dict[str, Any], rule: Rule | None = None) -> bool:
         """Invoke as EventBridge does (asynchronously): retry per the function's async config,
@@ -432,6 +589,13 @@ class LocalCloud:
         spec = self.function(function)
         attempts = 1 + spec.max_retries
         error: BaseException | None = None
+        if self.gate is not None:
+            refusal = self._refuses_invocation(spec, event, rule)
+            if refusal is not None:
+                # The invocation itself fails: nothing runs; EventBridge retries per the
+                # rule's RetryPolicy (locally not waited out), then uses the rule's DLQ.
+                self._dead_letter(spec, event, refusal, rule, 0)
+                return False
         for attempt in range(attempts):
             # Lambda waits minutes between async retries; locally a short backoff is enough.
             if attempt and self._stopping.wait(min(0.05 * 2**attempt, 1.0)):
@@ -456,8 +620,12 @@ class LocalCloud:
         rule: Rule | None,
         attempts: int,
     ) -> None:
+        """Where a failed event goes: after the handler failed every attempt, Lambda puts it in
+        the function's DLQ (as the function's role); when Lambda refused the invocation itself,
+        EventBridge puts it in the rule's DLQ (as the events service)."""
         reason = f"{type(error).__name__}: {error}" if error else "not delivered (cloud stopping)"
-        dlq_arn = spec.dead_letter_arn or (rule.dead_letter_arn if rule else None)
+        by_rule = attempts == 0 or not spec.dead_letter_arn
+        dlq_arn = (rule.dead_letter_arn if rule else None) if by_rule else spec.dead_letter_arn
         run_id = find_run_id(event.get("detail", event)) or find_run_id(event) or "unknown"
         entry = {
             "function": spec.logical_id,
@@ -467,6 +635,12 @@ class LocalCloud:
             "dlq": dlq_arn,
             "event_id": event.get("id"),
         }
+        if dlq_arn:
+            refused = self._undeliverable(spec, dlq_arn, rule if by_rule else None)
+            if refused:
+                entry["lost"] = refused
+                reason += f"; the event is LOST: {refused}"
+                dlq_arn = None
         self.dead_letters.append(entry)
         if dlq_arn:
             queue_url = self.client("sqs").get_queue_url(QueueName=dlq_arn.rsplit(":", 1)[1])
@@ -500,6 +674,83 @@ class LocalCloud:
                 )
         except Exception as exc:  # the DLQ copy above is the record of last resort
             self.say(f"! could not record dlq:{spec.logical_id} in the ledger: {exc!r}")
+
+    def _undeliverable(self, spec: FunctionSpec, dlq_arn: str, rule: Rule | None) -> str | None:
+        """Why AWS could not put a failed event into a DLQ, or None if it can: a rule's DLQ is
+        written by EventBridge, a function's by Lambda as the function's role."""
+        if self.gate is None:
+            return None
+        queue = next(
+            (
+                p
+                for p in self.provisioned.values()
+                if p.type == "AWS::SQS::Queue" and p.attributes.get("Arn") == dlq_arn
+            ),
+            None,
+        )
+        attributes = {k: str(v) for k, v in (queue.properties if queue else {}).items()}
+        keys = Keys.from_resources(self.provisioned.values())
+        if rule is not None:
+            verdict = eventbridge_can_dead_letter(
+                dlq_arn, attributes, self.gate.resource_policies.get(dlq_arn), rule.arn, keys
+            )
+            return None if verdict.allowed else verdict.reason
+        principal = self._principal(spec.role_arn, spec.name)
+        wanted = [("sqs", "SendMessage", AuthorizationRequest("sqs:SendMessage", dlq_arn))]
+        key = attributes.get("KmsMasterKeyId")
+        if key:
+            if key.startswith("alias/aws/"):
+                return None  # an AWS managed key serves any principal of the account via SQS
+            if not role_may_use_key(keys, key, self.account_id):
+                return f"the key policy of {key} does not let the account's IAM policies grant it"
+            key_arn = key if key.startswith("arn:") else f"arn:aws:kms:{self.region}:*:key/{key}"
+            wanted.append(
+                ("kms", "GenerateDataKey", AuthorizationRequest("kms:GenerateDataKey", key_arn))
+            )
+        for service, operation, request in wanted:
+            try:
+                self.gate.authorize(principal, service, operation, request)
+            except ClientError as exc:
+                return f"Lambda could not write to the DLQ as {spec.logical_id}'s role: {exc}"
+        return None
+
+    def alarm(self, name: str, reason: str = "threshold crossed") -> list[str]:
+        """Put alarm ``name`` (logical id or physical name) into ALARM and deliver its SNS
+        actions as CloudWatch would; returns the topics notified. An action the topic's key
+        does not let CloudWatch use is dropped, as on AWS, and recorded in ``undelivered``."""
+        alarm = next(
+            p
+            for p in self.provisioned.values()
+            if p.type == "AWS::CloudWatch::Alarm" and name in (p.logical_id, p.name)
+        )
+        self.client("cloudwatch").set_alarm_state(
+            AlarmName=alarm.name, StateValue="ALARM", StateReason=reason
+        )
+        keys = Keys.from_resources(self.provisioned.values())
+        notified = []
+        for action in alarm.properties.get("AlarmActions", []):
+            if ":sns:" not in str(action):
+                continue
+            topic = next(
+                (p for p in self.provisioned.values() if p.attributes.get("Arn") == action), None
+            )
+            attributes = {k: str(v) for k, v in (topic.properties if topic else {}).items()}
+            verdict = cloudwatch_can_notify(action, attributes, alarm.attributes["Arn"], keys)
+            if self.gate is not None and not verdict.allowed:
+                self.undelivered.append(
+                    {"alarm": alarm.logical_id, "to": action, "reason": verdict.reason}
+                )
+                self.say(f"! alarm {alarm.logical_id} could not notify {action}: {verdict.reason}")
+                continue
+            self.client("sns").publish(
+                TopicArn=action,
+                Subject=f'ALARM: "{alarm.name}" in {self.region}',
+                Message=json.dumps(
+                    {"AlarmName": alarm.name, "NewStateValue": "ALARM", "NewStateReason": reason}
+                ),
+            )
+            notified.append(action)
+        return notified
 
     # ------------------------------------------------------------------ routing
     def fire_schedule(self, function: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -580,6 +831,8 @@ class LocalCloud:
         self.warnings += provisioner.warnings
         self.resources = {k: p.name for k, p in self.provisioned.items()}
         self._build_functions()
+        if self.gate is not None:
+            self.gate.resource_policies = resource_policies(self.provisioned.values())
         for api_id in self.template.of_type("AWS::ApiGatewayV2::Api"):
             self.http_routes |= http_routes(self.template, api_id)
 
@@ -613,6 +866,7 @@ class LocalCloud:
                 max_event_age=int(config.get("MaximumEventAgeInSeconds", 21600)),
                 dead_letter_arn=(props.get("DeadLetterConfig") or {}).get("TargetArn")
                 or (on_failure if isinstance(on_failure, str) and ":sqs:" in on_failure else None),
+                role_arn=str(props.get("Role", "")),
             )
 
     def _rules(self) -> None:
@@ -752,6 +1006,21 @@ class LocalCloud:
 
         self._http_api = http_api.serve_http_api(self)
         self.http_api_url = self._http_api.url
+
+
+class LambdaTimeout(RuntimeError):
+    """A handler ran past its function's Timeout (Lambda: "Task timed out after N seconds")."""
+
+
+class LambdaPayloadTooLarge(RuntimeError):
+    """A synchronous response over Lambda's 6 MB limit."""
+
+
+def _raise_in_thread(ident: int, exception: type[BaseException] | None) -> None:
+    """Schedule ``exception`` in thread ``ident`` (None clears a pending one)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(ident), ctypes.py_object(exception) if exception else None
+    )
 
 
 def queues_idle(sqs: Any, queue_urls: list[str]) -> bool:

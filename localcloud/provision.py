@@ -10,6 +10,7 @@ import json
 import logging
 import secrets
 import string
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,13 @@ LOCAL_ONLY = {
     "AWS::Lambda::Permission": "no resource policies locally",
     "AWS::Lambda::EventInvokeConfig": "honoured by the dispatcher (retries, DLQ)",
     "AWS::Events::Rule": "mirrored by the router with SQS targets",
-    "AWS::S3::BucketPolicy": "bucket policies are skipped (moto does not enforce them)",
+    "AWS::S3::BucketPolicy": "evaluated by the strict cloud's IAM check (moto ignores them)",
+    "AWS::SQS::QueuePolicy": "evaluated by the strict cloud's IAM and delivery checks",
+    "AWS::SNS::TopicPolicy": "evaluated by the strict cloud's IAM and delivery checks",
+    # moto's KMS cannot take a chosen key id, and no data is really encrypted locally: the
+    # key's policy is what matters, and the strict cloud's delivery checks read it.
+    "AWS::KMS::Key": "its key policy is evaluated by the strict cloud's delivery checks",
+    "AWS::KMS::Alias": "resolved by the strict cloud's delivery checks",
     "AWS::ApiGatewayV2::Stage": "created with its API",
 }
 
@@ -44,6 +51,7 @@ _NAME_PROPERTY: dict[str, Callable[[dict[str, Any]], Any]] = {
     "AWS::CloudWatch::Alarm": lambda p: p.get("AlarmName"),
     "AWS::Logs::LogGroup": lambda p: p.get("LogGroupName"),
     "AWS::Events::Rule": lambda p: p.get("Name"),
+    "AWS::KMS::Alias": lambda p: p.get("AliasName"),
     "AWS::ApiGatewayV2::Stage": lambda p: p.get("StageName"),
 }
 
@@ -60,6 +68,9 @@ class Provisioned:
     properties: dict[str, Any] = field(default_factory=dict)
 
 
+_NAME_LIMITS = {"AWS::Events::Rule": 64, "AWS::SQS::Queue": 80, "AWS::Glue::Job": 255}
+
+
 def _suffix(length: int = 12) -> str:
     return "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(length))
 
@@ -70,9 +81,15 @@ def _generated_name(stack: str, logical_id: str, resource_type: str) -> str:
         return f"{stack}-{logical_id}-{_suffix(12)}".lower()[:63]
     if resource_type == "AWS::ApiGatewayV2::Api":
         return _suffix(10).lower()
+    if resource_type == "AWS::KMS::Key":
+        return str(uuid.uuid4())
     if resource_type in ("AWS::IAM::Role", "AWS::Lambda::Function"):
         return f"{stack}-{logical_id}-{_suffix(12)}"[:64]
-    return f"{stack}-{logical_id}-{_suffix(13)}"
+    # CloudFormation shortens the stack and logical-id part so the name fits the service's
+    # limit (an EventBridge rule name is at most 64 characters) and keeps the random suffix.
+    suffix = _suffix(13)
+    limit = _NAME_LIMITS.get(resource_type, 255)
+    return f"{stack}-{logical_id}"[: limit - len(suffix) - 1] + f"-{suffix}"
 
 
 def _identity(t: Template, p: Provisioned) -> None:
@@ -112,6 +129,10 @@ def _identity(t: Template, p: Provisioned) -> None:
         p.attributes["ModelPackageGroupArn"] = arn
     elif p.type == "AWS::Events::Rule":
         arn = f"arn:aws:events:{region}:{account}:rule/{name}"
+    elif p.type == "AWS::KMS::Key":
+        p.ref = p.name
+        arn = f"arn:aws:kms:{region}:{account}:key/{p.name}"
+        p.attributes["KeyId"] = p.name
     elif p.type == "AWS::CloudWatch::Alarm":
         arn = f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}"
     elif p.type == "AWS::ApiGatewayV2::Api":

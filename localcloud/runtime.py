@@ -49,6 +49,7 @@ class FunctionSpec:
     max_retries: int = 2
     max_event_age: int = 21600
     dead_letter_arn: str | None = None
+    role_arn: str = ""
 
     @property
     def module(self) -> str:

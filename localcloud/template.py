@@ -96,11 +96,14 @@ class Template:
         config_env: str = "dev",
         region: str = "us-east-1",
         account_id: str = "123456789012",
+        text: str | None = None,
     ) -> Template:
+        """``text`` stands in for template.yaml (tests that mutate the template)."""
         from samtranslator.translator.transform import transform
         from samtranslator.yaml_helper import yaml_parse
 
-        text = (project_root / "template.yaml").read_text()
+        if text is None:
+            text = (project_root / "template.yaml").read_text()
         try:
             sam = yaml_parse(text)
         except Exception as exc:  # yaml's scanner/parser errors share no useful base class

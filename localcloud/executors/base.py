@@ -25,6 +25,10 @@ class CloudServices(Protocol):
 
     def client(self, service: str) -> Any: ...
 
+    def role_client(self, role_arn: str, service: str, session: str) -> Any:
+        """A client acting as ``role_arn``, checked against its policies in a strict cloud."""
+        ...
+
     def emit(
         self,
         source: str,

@@ -495,8 +495,10 @@ class EndpointExecutor:
 
     def _start_worker(self, endpoint: str, config_name: str, variant: dict[str, Any]) -> Worker:
         assert self.cloud is not None
-        sagemaker, s3 = self.cloud.client("sagemaker"), self.cloud.client("s3")
-        container = sagemaker.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
+        model = self.cloud.client("sagemaker").describe_model(ModelName=variant["ModelName"])
+        container = model["PrimaryContainer"]
+        # SageMaker fetches the model and code as the model's execution role.
+        s3 = self.cloud.role_client(model["ExecutionRoleArn"], "s3", "SageMaker")
         env = container.get("Environment", {})
         root = self.cloud.workdir / "endpoints" / endpoint / config_name / variant["VariantName"]
         shutil.rmtree(root, ignore_errors=True)

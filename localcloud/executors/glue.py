@@ -150,10 +150,13 @@ class GlueExecutor:
         arguments = dict(run.arguments or {})
         state, message = "FAILED", None
         try:
-            staged = self._stage(arguments, work)
+            # Glue reads and writes the lake as the job's role: the strict cloud checks it.
+            s3 = self._cloud.role_client(job.role, "s3", "GlueJobRunnerSession")
+            self._read_code(s3, job, {**(job.default_arguments or {}), **arguments})
+            staged = self._stage(s3, arguments, work)
             state, message = self._run_script(job, run, script, staged, work)
             if state == "SUCCEEDED":
-                self._publish(work / "curated", arguments["--curated_path"])
+                self._publish(s3, work / "curated", arguments["--curated_path"])
         except Exception as exc:  # the run fails; the event and ErrorMessage carry why
             log.exception("glue job run %s failed", run.job_run_id)
             state, message = "FAILED", f"{type(exc).__name__}: {exc}"
@@ -163,7 +166,17 @@ class GlueExecutor:
         run.local_state = state
         self._emit(job.name, run.job_run_id, state, message)
 
-    def _stage(self, arguments: dict[str, str], work: Path) -> dict[str, str]:
+    def _read_code(self, s3: Any, job: Any, arguments: dict[str, str]) -> None:
+        """Glue fetches the script and --extra-py-files from S3 as the job's role; the local
+        run uses the project's copies, but the role must still be able to read them."""
+        locations = [(job.command or {}).get("ScriptLocation") or ""]
+        locations += (arguments.get("--extra-py-files") or "").split(",")
+        for location in (loc.strip() for loc in locations):
+            if location.startswith("s3://"):
+                bucket, key = _s3_parts(location)
+                s3.head_object(Bucket=bucket, Key=key)
+
+    def _stage(self, s3: Any, arguments: dict[str, str], work: Path) -> dict[str, str]:
         """Download the run's inputs; return the arguments with local paths in place of S3."""
         staged = dict(arguments)
         run_id = arguments.get("--run_id", "")
@@ -171,24 +184,26 @@ class GlueExecutor:
         if validated.startswith("s3://"):
             bucket, prefix = _s3_parts(validated)
             local_root = work / "validated"
-            self._download_run(bucket, prefix, run_id, local_root)
+            self._download_run(s3, bucket, prefix, run_id, local_root)
             staged["--validated_path"] = str(local_root) + "/"
         contract = arguments.get("--contract_uri", "")
         if contract.startswith("s3://"):
             bucket, key = _s3_parts(contract)
             local = work / "contract.json"
             local.parent.mkdir(parents=True, exist_ok=True)
-            self._s3().download_file(bucket, key, str(local))
+            s3.download_file(bucket, key, str(local))
             staged["--contract_uri"] = str(local)
         if arguments.get("--curated_path", "").startswith("s3://"):
             staged["--curated_path"] = str(work / "curated") + "/"
         return staged
 
-    def _download_run(self, bucket: str, prefix: str, run_id: str, local_root: Path) -> None:
+    def _download_run(
+        self, s3: Any, bucket: str, prefix: str, run_id: str, local_root: Path
+    ) -> None:
         """The parquet files of the run's partitions, keeping their partition directories."""
         marker = f"run_id={run_id}/"
         local_root.mkdir(parents=True, exist_ok=True)
-        paginator = self._s3().get_paginator("list_objects_v2")
+        paginator = s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 key = item["Key"]
@@ -196,7 +211,7 @@ class GlueExecutor:
                 if (marker in key) and key.endswith(".parquet"):
                     target = local_root / relative
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    self._s3().download_file(bucket, key, str(target))
+                    s3.download_file(bucket, key, str(target))
 
     def _run_script(
         self, job: Any, run: _LocalJobRun, script: Path, arguments: dict[str, str], work: Path
@@ -232,10 +247,9 @@ class GlueExecutor:
         stderr = (work / "stderr.log").read_bytes()[-STDERR_TAIL:].decode(errors="replace")
         return "FAILED", error_message(stderr)
 
-    def _publish(self, local: Path, curated_path: str) -> None:
+    def _publish(self, s3: Any, local: Path, curated_path: str) -> None:
         """Replace the run's curated prefix with the job's output, manifest last."""
         bucket, prefix = _s3_parts(curated_path.rstrip("/") + "/")
-        s3 = self._s3()
         stale = [
             {"Key": item["Key"]}
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
@@ -273,7 +287,3 @@ class GlueExecutor:
             if not self._stopping.is_set():
                 raise
             log.warning("glue state change for %s not emitted: shutting down", job_run_id)
-
-    def _s3(self) -> Any:
-        assert self._cloud is not None
-        return self._cloud.client("s3")

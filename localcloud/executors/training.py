@@ -207,7 +207,7 @@ class TrainingExecutor:
         job.secondary_status_transitions.append(_transition("Downloading", "Staging channels"))
         channels = self._stage_channels(job, root / "input" / "data")
         code = root / "code"
-        self._unpack_sourcedir(hps.get("sagemaker_submit_directory"), code)
+        self._unpack_sourcedir(job, hps.get("sagemaker_submit_directory"), code)
         program = str(hps.get("sagemaker_program") or "train.py")
         if not (code / program).is_file():
             return "Failed", "Failed", f"AlgorithmError: entry point {program} not in sourcedir"
@@ -246,8 +246,12 @@ class TrainingExecutor:
         log.info("training job %s completed: %s", name, destination)
         return "Completed", "Completed", None
 
+    def _s3(self, job: Any) -> Any:
+        """SageMaker stages data and uploads artifacts as the job's execution role."""
+        return self._cloud.role_client(job.role_arn, "s3", "SageMaker")  # type: ignore[union-attr]
+
     def _stage_channels(self, job: Any, data_root: Path) -> dict[str, Path]:
-        s3 = self._cloud.client("s3")  # type: ignore[union-attr]
+        s3 = self._s3(job)
         channels: dict[str, Path] = {}
         for channel in job.input_data_config or []:
             name = channel["ChannelName"]
@@ -272,11 +276,11 @@ class TrainingExecutor:
             channels[name] = target
         return channels
 
-    def _unpack_sourcedir(self, uri: Any, code: Path) -> None:
+    def _unpack_sourcedir(self, job: Any, uri: Any, code: Path) -> None:
         if not uri:
             raise ValueError("hyperparameter sagemaker_submit_directory is missing")
         bucket, key = _s3_parts(str(uri))
-        body = self._cloud.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[union-attr]
+        body = self._s3(job).get_object(Bucket=bucket, Key=key)["Body"].read()
         code.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
             archive.extractall(code, filter="data")
@@ -359,7 +363,7 @@ class TrainingExecutor:
         return process.returncode, timed_out, stderr_path.read_text(errors="replace")
 
     def _upload_outputs(self, job: Any, model_dir: Path, output_data: Path) -> str:
-        s3 = self._cloud.client("s3")  # type: ignore[union-attr]
+        s3 = self._s3(job)
         base = job.output_data_config["S3OutputPath"].rstrip("/")
         prefix = f"{base}/{job.training_job_name}/output"
         bucket, key_prefix = _s3_parts(prefix)

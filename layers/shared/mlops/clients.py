@@ -29,28 +29,34 @@ _LOCK = threading.Lock()
 
 
 def _environment_key(service: str) -> tuple[str | None, ...]:
-    """What decides where a client points: region, the global and the service endpoint."""
+    """What decides where a client points and as whom: region, the global and the service
+    endpoint, and the access key (one process runs many functions' roles in the local cloud)."""
     specific = f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}"
     return (
         os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
         os.environ.get("AWS_ENDPOINT_URL"),
         os.environ.get(specific),
+        os.environ.get("AWS_ACCESS_KEY_ID"),
     )
 
 
 @cache
-def _session(region: str | None, endpoint: str | None) -> boto3.session.Session:
+def _session(
+    region: str | None, endpoint: str | None, access_key: str | None
+) -> boto3.session.Session:
     return boto3.session.Session(region_name=region)
 
 
 @cache
 def _client(service: str, key: tuple[str | None, ...]) -> Any:
-    return _session(key[0], key[1]).client(service, config=_PER_SERVICE.get(service, _DEFAULT))
+    return _session(key[0], key[1], key[3]).client(
+        service, config=_PER_SERVICE.get(service, _DEFAULT)
+    )
 
 
 @cache
 def _resource(service: str, key: tuple[str | None, ...]) -> Any:
-    return _session(key[0], key[1]).resource(service, config=_DEFAULT)
+    return _session(key[0], key[1], key[3]).resource(service, config=_DEFAULT)
 
 
 def client(service: str) -> Any:
