@@ -48,6 +48,10 @@ class InlineCloud:
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=self.region)
 
+    def role_client(self, role_arn: str, service: str, session: str) -> Any:
+        """Roles are not checked here: the strict local cloud's own tests do that."""
+        return self.client(service)
+
     def emit(self, source: str, detail_type: str, detail: dict, resources: list | None = None):
         self.events.append({"source": source, "detail-type": detail_type, "detail": detail})
 

@@ -39,6 +39,9 @@ def cloud(aws: None, tmp_path: Path) -> Iterator[RecordingCloud]:
     )
     contract = bundled_contract("used_cars").model_dump(mode="json")
     s3.put_object(Bucket=ARTIFACTS, Key=f"contracts/resolved/{RUN}.json", Body=json.dumps(contract))
+    # Glue reads the script from its ScriptLocation before it runs anything.
+    script = (ROOT / "glue" / "prepare.py").read_bytes()
+    s3.put_object(Bucket=ARTIFACTS, Key="code/glue/prepare.py", Body=script)
     executor = GlueExecutor()
     executor.start(fake)
     yield fake
