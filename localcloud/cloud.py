@@ -40,6 +40,7 @@ from localcloud.runtime import (
     lambda_variables,
     load_handler,
 )
+from localcloud.s3_events import as_aws_s3_event
 from localcloud.strict.delivery import (
     Keys,
     cloudwatch_can_notify,
@@ -980,6 +981,7 @@ class LocalCloud:
         ``account`` (and may add ``ingestion-time``): restore AWS's shape and field order."""
         if "detail-type" not in event:
             return event
+        event = as_aws_s3_event(event)
         envelope = {key: event[key] for key in _ENVELOPE if key in event}
         envelope.setdefault("version", "0")
         envelope.setdefault("account", self.account_id)

@@ -13,7 +13,9 @@ import boto3
 import pytest
 from conftest import load_event
 
+from localcloud.executors.registry import ModelRegistryEvents
 from mlops import ledger
+from tests.fakes import RecordingCloud
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP = "mlops-used-cars-dev"
@@ -67,9 +69,12 @@ def training_event(
 
 @pytest.fixture
 def cloud(
-    aws: None, monkeypatch: pytest.MonkeyPatch, declared_table: Any
+    aws: None, monkeypatch: pytest.MonkeyPatch, declared_table: Any, tmp_path: Path
 ) -> Iterator[dict[str, Any]]:
-    """Ledger, artifacts bucket, the default model package group, SNS read through SQS."""
+    """Ledger, artifacts bucket, the default model package group, SNS read through SQS, and
+    the registry's state-change events (with SageMaker's metadata-merging updates)."""
+    registry_events, recorder = ModelRegistryEvents(), RecordingCloud(tmp_path)
+    registry_events.start(recorder)
     declared_table("RunLedgerTable", "ledger")
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=ARTIFACTS)
@@ -91,7 +96,15 @@ def cloud(
         "CHAMPION_MARGIN": "0.0",
     }.items():
         monkeypatch.setenv(name, value)
-    yield {"s3": s3, "sqs": sqs, "queue": queue, "sagemaker": boto3.client("sagemaker")}
+    yield {
+        "s3": s3,
+        "sqs": sqs,
+        "queue": queue,
+        "sagemaker": boto3.client("sagemaker"),
+        "events": recorder,
+    }
+    recorder.wait()
+    registry_events.stop()
 
 
 def upload_model(cloud: dict[str, Any], evaluation: dict[str, Any] | None, job: str = JOB) -> None:
@@ -155,6 +168,42 @@ def test_completed_job_registers_an_approved_package_with_metrics_and_lineage(
         statistics
         == f"s3://{ARTIFACTS}/evaluations/dataset=used_cars/run_id={RUN_ID}/evaluation.json"
     )
+
+
+def test_an_approved_package_becomes_approved_through_a_state_change_the_deploy_rule_sees(
+    cloud, lambda_context
+) -> None:
+    # given a model good enough to approve
+    upload_model(cloud, evaluation_json(candidate=1200.0))
+    # when it is evaluated
+    invoke(training_event("Completed"), lambda_context)
+    cloud["events"].wait()
+    # then it was created pending and approved by an update: the event deploy waits for
+    # comes from a status change, whether or not AWS emits one on creation
+    statuses = [e["detail"]["ModelApprovalStatus"] for e in cloud["events"].events]
+    assert statuses == ["PendingManualApproval", "Approved"]
+
+
+def test_a_retry_finishes_an_approval_the_crashed_attempt_left_pending(
+    cloud, lambda_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlops.evaluation import registry
+
+    # given an evaluation that died after creating its approved package but before approving
+    upload_model(cloud, evaluation_json(candidate=1200.0))
+    with monkeypatch.context() as patched, pytest.raises(RuntimeError):
+        patched.setattr(registry, "approve", _crash)
+        invoke(training_event("Completed"), lambda_context)
+    assert packages(cloud)[0]["ModelApprovalStatus"] == "PendingManualApproval"
+    # when Lambda retries the event
+    invoke(training_event("Completed"), lambda_context)
+    # then the same package ends Approved, and no second one exists
+    [package] = packages(cloud)
+    assert package["ModelApprovalStatus"] == "Approved"
+
+
+def _crash(arn: str) -> None:
+    raise RuntimeError("the function died here")
 
 
 def test_completed_job_uploads_an_evaluation_report_and_an_html_page_with_plots(

@@ -331,6 +331,9 @@ def evaluate_training_job(job: TrainingJobDetail) -> EvaluationOutcome:
             "package already registered for this training job",
             extra={"arn": existing["ModelPackageArn"]},
         )
+        if registry.approval_unfinished(existing):
+            registry.approve(existing["ModelPackageArn"])
+            existing = registry.describe(existing["ModelPackageArn"])
         ledger.finish(
             run_id,
             STAGE,

@@ -12,6 +12,7 @@ from mlops.observability import logger
 # CustomerMetadataProperties (SageMaker API, shapes CustomerMetadataMap/Key/Value): at most 50
 # entries; keys 1-128 and values 1-256 characters, both matching [\p{L}\p{Z}\p{N}_.:\/=+\-@]*.
 # Lengths are Java string lengths (UTF-16 code units).
+APPROVED = "Approved"
 _ENTRIES_MAX = 50
 _KEY_MAX = 128
 _VALUE_MAX = 256
@@ -158,12 +159,19 @@ def register(
     generated_by: str,
     tags: dict[str, str],
 ) -> dict[str, Any]:
-    """Create one model package version; returns its description (ARN, version, …)."""
+    """Create one model package version; returns its description (ARN, version, …).
+
+    An approved package is created pending and then approved, as a person approving in the
+    console does: AWS documents "SageMaker Model Package State Change" for status changes, not
+    for creation, and the deploy stage starts from that event. (If AWS also emits one on
+    creation, it says PendingManualApproval, which the deploy rule ignores.)
+    """
     sagemaker = client("sagemaker")
+    created_as = "PendingManualApproval" if status == APPROVED else status
     arn = sagemaker.create_model_package(
         ModelPackageGroupName=group,
         ModelPackageDescription=description[:1024],
-        ModelApprovalStatus=status,
+        ModelApprovalStatus=created_as,
         InferenceSpecification={
             "Containers": [
                 {
@@ -189,4 +197,22 @@ def register(
         CustomerMetadataProperties=metadata(properties),
         Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
     )["ModelPackageArn"]
+    if status == APPROVED:
+        approve(arn)
     return describe(arn)
+
+
+def approve(arn: str) -> None:
+    """Approve a package the evaluation decided to approve (the event then deploys it)."""
+    client("sagemaker").update_model_package(
+        ModelPackageArn=arn,
+        ModelApprovalStatus=APPROVED,
+        ApprovalDescription="Approved automatically: the evaluation's decision.",
+    )
+
+
+def approval_unfinished(package: Mapping[str, Any]) -> bool:
+    """A package the evaluation decided to approve that is still pending: the evaluation that
+    registered it died between creating and approving it."""
+    decided = package.get("CustomerMetadataProperties", {}).get("decision")
+    return decided == APPROVED and package.get("ModelApprovalStatus") == "PendingManualApproval"
