@@ -304,7 +304,7 @@ ROLE_ACTIONS = {
     | {"sagemaker:ListTags", "s3:GetObject", "s3:ListBucket", "s3:PutObject"}
     | {"sagemaker:DescribeModelPackageGroup", "sagemaker:CreateModelPackageGroup"}
     | {"sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"}
-    | {"sagemaker:CreateModelPackage", "sagemaker:AddTags"}
+    | {"sagemaker:CreateModelPackage", "sagemaker:AddTags", "sagemaker:UpdateModelPackage"}
     | {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"},
     # mlops.deployment: package, model, config, endpoint, autoscaling (and what Application
     # Auto Scaling needs of its caller), notify, ledger.
