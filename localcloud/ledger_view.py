@@ -8,6 +8,8 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from mlops.ledger import LEASE_PREFIX
+
 _DESERIALIZE = TypeDeserializer().deserialize
 
 
@@ -101,7 +103,12 @@ class LedgerView:
         kwargs: dict[str, Any] = {"TableName": self.table}
         while True:
             page = self.dynamodb.scan(**kwargs)
-            out += [StageItem.from_dynamo(raw) for raw in page.get("Items", [])]
+            # Leases (one crawl per site) share the table but are no run's stage.
+            out += [
+                StageItem.from_dynamo(raw)
+                for raw in page.get("Items", [])
+                if not raw.get("run_id", {}).get("S", "").startswith(LEASE_PREFIX)
+            ]
             if "LastEvaluatedKey" not in page:
                 return out
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
