@@ -175,7 +175,7 @@ class Gate:
         decision = iam.evaluate(
             request,
             principal.policies,
-            resource_policy=self._resource_policy(request.resource),
+            resource_policy=self.resource_policy_for(request.resource),
             principal_arn=principal.role_arn,
         )
         if self.record:
@@ -212,7 +212,7 @@ class Gate:
             "aws:PrincipalType": "AssumedRole",
         }
 
-    def _resource_policy(self, resource: str) -> dict[str, Any] | None:
+    def resource_policy_for(self, resource: str) -> dict[str, Any] | None:
         if resource.startswith("arn:aws:s3:::"):
             bucket = resource.split(":::", 1)[1].split("/", 1)[0]
             return self.resource_policies.get(f"arn:aws:s3:::{bucket}")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from urllib.request import urlopen
 
 import boto3
 import pytest
@@ -21,7 +22,7 @@ import localcloud.cli as cli
 import localcloud.cloud as cloud_module
 from localcloud.cloud import LocalCloud
 from localcloud.ledger_view import LedgerView, StageItem
-from localcloud.pipeline import follow, start_demo_run
+from localcloud.pipeline import RunOutcome, follow, sample_prediction, start_demo_run
 from localcloud.remote import write_state
 
 pytestmark = pytest.mark.e2e
@@ -63,14 +64,30 @@ def light_cloud() -> Iterator[LocalCloud]:
         yield cloud
 
 
-def test_a_demo_run_goes_through_every_stage_and_its_counts_reconcile() -> None:
+@pytest.fixture(scope="module")
+def demo_run() -> tuple[RunOutcome, LocalCloud, dict[str, Any] | None]:
+    """One demo run through every stage, ending in a prediction served by the web API; the
+    cloud (stopped) keeps what its strict gate checked."""
     demosite = pytest.importorskip("demosite")
     with LocalCloud(parameters=FAST) as cloud, demosite.serve(listings=DEMO_LISTINGS) as site:
         view = ledger(cloud)
         start_demo_run(cloud, site.url)
         outcome = follow(cloud, view, since=set(), run_id=None, timeout=900, echo=lambda line: None)
+        prediction = sample_prediction(cloud)
+        assert cloud.http_api_url
+        for path in ("health", "model"):
+            with urlopen(f"{cloud.http_api_url.rstrip('/')}/{path}", timeout=30) as response:
+                assert response.status == 200
+    return outcome, cloud, prediction
+
+
+def test_a_demo_run_goes_through_every_stage_and_its_counts_reconcile(
+    demo_run: tuple[RunOutcome, LocalCloud, dict[str, Any] | None],
+) -> None:
+    outcome, _, prediction = demo_run
 
     stages = {item.stage: item for item in outcome.stages}
+    assert prediction is not None and prediction["status"] == 200
     assert outcome.finished == "quiescent"
     assert not outcome.failed, [(s.stage, s.short_reason) for s in outcome.failed]
     assert outcome.missing is None, f"{outcome.missing[0]} triggered nothing"
@@ -227,3 +244,121 @@ def test_mlops_local_run_on_a_user_dataset_prints_a_reconciled_json_summary(
     assert summary["reconciliation"]["rows_in"] == len(rows)
     assert summary["reconciliation"]["reconciles"] is True
     assert [s["stage"] for s in summary["stages"]][:2] == ["validate", "prepare"]
+
+
+_DLQ = "Lambda writes a failed event to the function's DLQ as the role (dead-letter tests)"
+_DLQ_KEY = "SQS/SNS use the key for the role: an encrypted DLQ or notification topic"
+_MISSING_KEY = "S3 answers NoSuchKey rather than 403 for a missing key only with ListBucket"
+_REDELIVERY = "a redelivered event reads the run's ledger items (Query)"
+_NOTIFY = "notifications: failures and packages left for manual approval"
+_PROD = "prod: instance-backed endpoint with autoscaling and rollback alarms"
+_ROLES = ("Scrape", "Validate", "StartPreparation", "StartTraining", "Evaluate", "Deploy")
+# Grants the demo run cannot exercise, each with the path that needs it.
+NOT_ON_THE_DEMO_PATH: dict[tuple[str, str], str] = {
+    **{(f"{r}FunctionRole", "sqs:SendMessage"): _DLQ for r in _ROLES},
+    **{
+        (f"{r}FunctionRole", a): _DLQ_KEY
+        for r in _ROLES
+        for a in ("kms:GenerateDataKey", "kms:Decrypt")
+    },
+    **{
+        (f"{r}FunctionRole", "s3:ListBucket"): _MISSING_KEY
+        for r in _ROLES[:1] + _ROLES[2:] + ("Web",)
+    },
+    **{
+        (f"{r}FunctionRole", "dynamodb:Query"): _REDELIVERY
+        for r in ("StartPreparation", "Evaluate", "Deploy")
+    },
+    ("EvaluateFunctionRole", "sns:Publish"): _NOTIFY,
+    ("DeployFunctionRole", "sns:Publish"): _NOTIFY,
+    ("DeployFunctionRole", "application-autoscaling:RegisterScalableTarget"): _PROD,
+    ("DeployFunctionRole", "application-autoscaling:PutScalingPolicy"): _PROD,
+    ("DeployFunctionRole", "cloudwatch:PutMetricAlarm"): _PROD,
+    ("DeployFunctionRole", "cloudwatch:DescribeAlarms"): _PROD,
+    ("DeployFunctionRole", "cloudwatch:DeleteAlarms"): _PROD,
+    ("DeployFunctionRole", "iam:CreateServiceLinkedRole"): _PROD,
+    ("DeployFunctionRole", "sagemaker:UpdateEndpointWeightsAndCapacities"): _PROD,
+    ("SageMakerExecutionRole", "cloudwatch:DescribeAlarms"): _PROD,
+    ("DeployFunctionRole", "sagemaker:UpdateEndpoint"): "a second approved version (blue/green)",
+    ("DeployFunctionRole", "sagemaker:DeleteEndpoint"): "an endpoint that failed to create",
+    ("DeployFunctionRole", "sagemaker:ListTags"): "a model already created by a redelivery",
+    ("EvaluateFunctionRole", "sagemaker:CreateModelPackageGroup"): "a user dataset's first model",
+    ("EvaluateFunctionRole", "sagemaker:ListTags"): "a training event without its tags",
+    ("StartTrainingFunctionRole", "sagemaker:DescribeTrainingJob"): "a redelivered event",
+    ("StartTrainingFunctionRole", "sagemaker:DescribeEndpointConfig"): "a champion in production",
+    ("StartTrainingFunctionRole", "sagemaker:DescribeModel"): "a champion in production",
+    ("StartPreparationFunctionRole", "dynamodb:DeleteItem"): "a start that Glue refused",
+    ("ValidateFunctionRole", "dynamodb:GetItem"): "Powertools idempotency: a duplicate",
+    ("ValidateFunctionRole", "dynamodb:DeleteItem"): "Powertools idempotency: a failure",
+    ("ValidateFunctionRole", "glue:UpdateTable"): "a dataset whose columns change",
+    ("ValidateFunctionRole", "s3:DeleteObject"): "an object validated again",
+    ("ValidateFunctionRole", "s3:GetObject"): "an event without a version id",
+    ("ScrapeFunctionRole", "s3:GetObject"): "a site spec uploaded to the artifacts bucket",
+    ("GlueJobRole", "s3:DeleteObject"): "a run prepared again (its curated prefix replaced)",
+    # Spark's output committer on Glue checks and reads back what it writes; the local
+    # executor uploads the output with boto3 and reads nothing.
+    ("GlueJobRole", "s3:GetObject"): "Spark on Glue reading its own output (committer)",
+    ("SageMakerExecutionRole", "cloudwatch:PutMetricData"): "the real training container",
+    ("SageMakerExecutionRole", "logs:CreateLogGroup"): "the real containers' logs",
+    ("SageMakerExecutionRole", "logs:CreateLogStream"): "the real containers' logs",
+    ("SageMakerExecutionRole", "logs:DescribeLogStreams"): "the real containers' logs",
+    ("SageMakerExecutionRole", "logs:PutLogEvents"): "the real containers' logs",
+    ("SageMakerExecutionRole", "s3:GetObject"): "checkpoints of an interrupted spot job",
+}
+
+
+def test_every_grant_a_role_has_is_needed_by_the_demo_run(
+    demo_run: tuple[RunOutcome, LocalCloud, dict[str, Any] | None],
+) -> None:
+    """Least privilege, measured: for each action of each statement the template gives a role,
+    some call of the demo run is refused once that action is taken out of that statement."""
+    from localcloud.strict import iam
+
+    _, cloud, _ = demo_run
+    assert cloud.gate is not None
+    unneeded = []
+    for logical_id, role in cloud.provisioned.items():
+        if role.type != "AWS::IAM::Role":
+            continue
+        arn = role.attributes["Arn"]
+        calls = [c for c in cloud.gate.checked if c.role_arn == arn and c.allowed]
+        documents = [p["PolicyDocument"] for p in role.properties.get("Policies", [])]
+        for d, document in enumerate(documents):
+            for s, statement in enumerate(iam.statements(document)):
+                actions = statement.get("Action", [])
+                for action in [actions] if isinstance(actions, str) else actions:
+                    reduced = _without(documents, d, s, action)
+                    if not any(_refused(cloud, c, reduced, arn) for c in calls):
+                        unneeded.append((logical_id, statement.get("Sid", "-"), action))
+    extra = sorted(
+        (role, sid, action)
+        for role, sid, action in unneeded
+        if (role, action) not in NOT_ON_THE_DEMO_PATH and ("*", action) not in NOT_ON_THE_DEMO_PATH
+    )
+    assert extra == [], "\n".join(" ".join(e) for e in extra)
+
+
+def _without(
+    documents: list[dict[str, Any]], document: int, statement: int, action: str
+) -> list[dict[str, Any]]:
+    from localcloud.strict import iam
+
+    reduced = json.loads(json.dumps(documents))
+    target = iam.statements(reduced[document])[statement]
+    actions = target["Action"]
+    target["Action"] = [
+        a for a in ([actions] if isinstance(actions, str) else actions) if a != action
+    ]
+    return reduced
+
+
+def _refused(cloud: LocalCloud, call: Any, documents: list[dict[str, Any]], arn: str) -> bool:
+    from localcloud.strict import iam
+
+    decision = iam.evaluate(
+        call.request,
+        documents,
+        resource_policy=cloud.gate.resource_policy_for(call.request.resource),
+        principal_arn=arn,
+    )
+    return not decision.allowed
