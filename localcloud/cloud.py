@@ -48,11 +48,14 @@ from localcloud.strict.delivery import (
     role_may_use_key,
 )
 from localcloud.strict.enforce import (
+    BOOT_DIR,
+    GATE_FILE_VARIABLE,
     Gate,
     Principal,
     TimedOut,
     resource_policies,
     role_principal,
+    write_gate_file,
 )
 from localcloud.strict.iam import AuthorizationRequest
 from localcloud.strict.requests import LAMBDA_SYNC_PAYLOAD_LIMIT, check_lambda_payload
@@ -405,9 +408,19 @@ class LocalCloud:
             **self._service_endpoints,
         }
 
-    def subprocess_env(self) -> dict[str, str]:
+    def subprocess_env(self, role_arn: str | None = None, session: str = "") -> dict[str, str]:
+        """The environment of a process that reaches this cloud; with ``role_arn``, one whose
+        AWS calls are made as that role and checked like the handlers' (strict cloud)."""
         env = {k: v for k, v in self._base_env.items() if k != "AWS_PROFILE"}
-        return env | self.aws_environment()
+        env |= self.aws_environment()
+        if role_arn is None or self.gate is None:
+            return env
+        principal = self._principal(role_arn, session or "subprocess")
+        env |= self.gate.register(principal)
+        env[GATE_FILE_VARIABLE] = str(write_gate_file(self.gate, principal, self.workdir))
+        path = [str(BOOT_DIR), str(self.project_root), env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
+        return env
 
     def set_service_endpoint(self, env_var: str, url: str) -> None:
         self._service_endpoints[env_var] = url

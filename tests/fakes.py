@@ -49,7 +49,7 @@ class RecordingCloud:
         thread.start()
         return thread
 
-    def subprocess_env(self) -> dict[str, str]:
+    def subprocess_env(self, role_arn: str | None = None, session: str = "") -> dict[str, str]:
         return dict(os.environ)
 
     def wait(self, timeout: float = 300) -> None:

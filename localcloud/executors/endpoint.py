@@ -520,7 +520,7 @@ class EndpointExecutor:
             ],
             stdout=subprocess.PIPE,
             stderr=log_file,
-            env=self.cloud.subprocess_env()
+            env=self.cloud.subprocess_env(model["ExecutionRoleArn"], "SageMaker")
             | {k: str(v) for k, v in env.items()}
             | {"SM_MODEL_DIR": str(model_dir), "PYTHONUNBUFFERED": "1"},
             cwd=str(root),

@@ -217,7 +217,7 @@ class GlueExecutor:
         self, job: Any, run: _LocalJobRun, script: Path, arguments: dict[str, str], work: Path
     ) -> tuple[str, str | None]:
         assert self._cloud is not None
-        env = self._cloud.subprocess_env()
+        env = self._cloud.subprocess_env(job.role, "GlueJobRunnerSession")
         shared = str(self._cloud.project_root / "layers" / "shared")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (shared, env.get("PYTHONPATH")) if p)
         env["PYSPARK_PYTHON"] = sys.executable

@@ -307,7 +307,7 @@ class TrainingExecutor:
         channels: dict[str, Path],
         code: Path,
     ) -> dict[str, str]:
-        env = self._cloud.subprocess_env()  # type: ignore[union-attr]
+        env = self._cloud.subprocess_env(job.role_arn, "SageMaker")  # type: ignore[union-attr]
         user_hps = {k: v for k, v in hps.items() if not k.startswith("sagemaker_")}
         env.update(
             {

@@ -19,11 +19,14 @@ are not IAM-checked: on AWS they are the account owner's.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from botocore.client import BaseClient
@@ -234,6 +237,46 @@ class Gate:
 
     def denied(self) -> list[Checked]:
         return [c for c in self.checked if not c.allowed]
+
+
+GATE_FILE_VARIABLE = "LOCALCLOUD_GATE"
+# Holds sitecustomize.py, which Python imports at start-up from any sys.path entry.
+BOOT_DIR = Path(__file__).resolve().parent / "boot"
+
+
+def write_gate_file(gate: Gate, principal: Principal, directory: Path) -> Path:
+    """What a subprocess needs to check its own calls as ``principal`` (see boot/)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"gate-{principal.access_key}.json"
+    path.write_text(
+        json.dumps(
+            {
+                "account": gate.account,
+                "region": gate.region,
+                "resource_policies": gate.resource_policies,
+                "principal": {
+                    "role_arn": principal.role_arn,
+                    "session": principal.session,
+                    "policies": list(principal.policies),
+                },
+            }
+        )
+    )
+    return path
+
+
+def install_from_environment() -> Gate | None:
+    """In a subprocess started by an executor (Glue script, training or serving code): check
+    every AWS call as the role the managed service would use."""
+    path = os.environ.get(GATE_FILE_VARIABLE)
+    if not path:
+        return None
+    spec = json.loads(Path(path).read_text())
+    gate = Gate(spec["account"], spec["region"], spec["resource_policies"], record=False)
+    p = spec["principal"]
+    gate.register(Principal(p["role_arn"], p["session"], tuple(p["policies"])))
+    gate.install()
+    return gate
 
 
 def role_principal(

@@ -279,3 +279,32 @@ def test_an_alarm_cannot_notify_a_topic_under_the_aws_managed_sns_key() -> None:
 
     assert notified == []
     assert "alias/aws/sns" in cloud.undelivered[0]["reason"]
+
+
+# ---------------------------------------------------------------------- code run by services
+_PROBE = """
+import boto3, sys
+s3 = boto3.client("s3")
+s3.list_objects_v2(Bucket=sys.argv[1])
+try:
+    s3.put_object(Bucket=sys.argv[2], Key="from-the-job", Body=b"x")
+except Exception as error:
+    print(error.response["Error"]["Code"])
+"""
+
+
+def test_code_a_service_runs_is_checked_as_the_services_role(light_cloud: LocalCloud) -> None:
+    import subprocess
+    import sys
+
+    role = light_cloud.provisioned["GlueJobRole"].attributes["Arn"]
+    env = light_cloud.subprocess_env(role, "GlueJobRunnerSession")
+    validated, raw = light_cloud.resources["ValidatedBucket"], light_cloud.resources["RawBucket"]
+
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, validated, raw], env=env, capture_output=True, text=True
+    )
+
+    # the job reads the validated zone; writing the raw zone was never granted to it
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "AccessDenied"

@@ -58,7 +58,7 @@ class InlineCloud:
     def submit(self, fn: Any, *args: Any, name: str) -> None:
         fn(*args)
 
-    def subprocess_env(self) -> dict[str, str]:
+    def subprocess_env(self, role_arn: str | None = None, session: str = "") -> dict[str, str]:
         return dict(os.environ)
 
     def set_service_endpoint(self, env_var: str, url: str) -> None:
