@@ -87,8 +87,8 @@ demo: $(VENV)/.installed ## Run the whole pipeline on the local cloud, ending in
 up: $(VENV)/.installed ## Start the local cloud, demo site and web app until Ctrl-C
 	$(VENV)/bin/mlops local up
 
-bench: $(VENV)/.installed ## Benchmarks (figures against baselines; not tests): BENCH=validation|scrape|prepare|web
-	@for b in $${BENCH:-scrape validation prepare web}; do echo "== benchmarks/$${b}_bench.py"; \
+bench: $(VENV)/.installed ## Benchmarks (figures against baselines; not tests): BENCH=validation|scrape|prepare|web|strictness
+	@for b in $${BENCH:-scrape validation prepare web strictness}; do echo "== benchmarks/$${b}_bench.py"; \
 	  PYTHONPATH=.:layers/shared:training $(PY) benchmarks/$${b}_bench.py || exit 1; done
 
 clean: ## Remove venvs and build output
