@@ -220,6 +220,41 @@ def test_raw_and_artifacts_keep_versions_and_raw_emits_eventbridge_events(
     assert any("ExpirationInDays" in rule for rule in quarantine_rules)
 
 
+def test_only_buckets_a_rule_listens_to_send_events_to_eventbridge(
+    source: dict[str, Any],
+) -> None:
+    resources = source["Resources"]
+    sending = {
+        name
+        for name, r in resources.items()
+        if r["Type"] == "AWS::S3::Bucket"
+        and (r["Properties"].get("NotificationConfiguration") or {}).get("EventBridgeConfiguration")
+    }
+    patterns = [
+        event["Properties"].get("Pattern", {})
+        for r in resources.values()
+        for event in ((r.get("Properties") or {}).get("Events") or {}).values()
+        if event.get("Type") == "EventBridgeRule"
+    ]
+    listened = {
+        ref
+        for pattern in patterns
+        if "aws.s3" in pattern.get("source", [])
+        for ref in _refs(pattern.get("detail", {}).get("bucket", {}))
+    }
+    assert sending == listened
+
+
+def _refs(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        if set(value) == {"Ref"}:
+            return {value["Ref"]}
+        return {ref for v in value.values() for ref in _refs(v)}
+    if isinstance(value, list):
+        return {ref for v in value for ref in _refs(v)}
+    return set()
+
+
 def test_scraper_reserves_no_concurrency_and_has_room_for_a_long_crawl(
     source: dict[str, Any],
 ) -> None:
