@@ -33,6 +33,7 @@ import sys
 import tarfile
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ RUNTIME_ENV = "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"
 STATE_CHANGE = "SageMaker Endpoint State Change"
 # A model that takes longer than this to load counts as failing to start.
 STARTUP_TIMEOUT_SECONDS = 120.0
+SERVERLESS_PAYLOAD_LIMIT = 4 * 1024 * 1024
 CANARY_REQUESTS = 3
 
 
@@ -256,6 +258,10 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
                 "ValidationError",
                 f"Endpoint {name} of account {self.executor.account_id} not found.",
             )
+            return
+        if len(body) > SERVERLESS_PAYLOAD_LIMIT and self.executor.serverless(deployment):
+            # "Invoke a serverless endpoint": request and response payloads of at most 4 MB.
+            self._error(400, "ValidationError", f"Request {uuid.uuid4()} has oversize body.")
             return
         try:
             worker = deployment.pick(target)
@@ -476,6 +482,10 @@ class EndpointExecutor:
                     )
 
     # -- helpers
+    def serverless(self, deployment: Deployment) -> bool:
+        config = self._describe_config(deployment.config_name)
+        return any("ServerlessConfig" in v for v in config["ProductionVariants"])
+
     def _describe_config(self, name: str) -> dict[str, Any]:
         assert self.cloud is not None
         return dict(

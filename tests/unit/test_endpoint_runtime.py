@@ -146,6 +146,16 @@ def test_creating_an_endpoint_emits_creating_then_in_service_with_aws_fields(clo
     assert described["EndpointStatus"] == "InService"
 
 
+def test_a_body_over_4_mb_to_a_serverless_endpoint_is_refused_before_the_model(cloud) -> None:
+    serve(cloud, "ep", slope=2.0)
+    with pytest.raises(ClientError) as error:
+        runtime(cloud).invoke_endpoint(
+            EndpointName="ep", ContentType="application/json", Body=b" " * (4 * 1024 * 1024 + 1)
+        )
+    assert error.value.response["Error"]["Code"] == "ValidationError"
+    assert "oversize body" in error.value.response["Error"]["Message"]
+
+
 def test_an_unknown_endpoint_is_a_validation_error(cloud) -> None:
     with pytest.raises(ClientError) as error:
         invoke(cloud, "nowhere", [{"x": 1}])
