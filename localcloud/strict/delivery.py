@@ -171,8 +171,8 @@ def _names_service(principal: Any, service: str) -> bool:
         return False
     named = principal.get("Service", [])
     named = [named] if isinstance(named, str) else named
-    everyone = principal.get("AWS")
-    return service in named or everyone == "*"
+    everyone = principal.get("AWS", [])
+    return service in named or "*" in ([everyone] if isinstance(everyone, str) else everyone)
 
 
 def _names_account(principal: Any, account: str, root: str) -> bool:

@@ -23,6 +23,7 @@ import json
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -109,7 +110,8 @@ class Gate:
     endpoints: tuple[str, ...] = ("http://127.0.0.1", "http://localhost")
     record: bool = True
     principals: dict[str, Principal] = field(default_factory=dict)
-    checked: list[Checked] = field(default_factory=list)
+    # Bounded: `mlops local up` may run for days.
+    checked: deque[Checked] = field(default_factory=lambda: deque(maxlen=200_000))
     _deadlines: dict[int, tuple[float, str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

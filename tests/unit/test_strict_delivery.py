@@ -302,11 +302,6 @@ def test_service_may_not_when_a_deny_for_everyone_matches() -> None:
     assert not allowed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="delivery._names_service compares Principal.AWS to '*' only as a string; "
-    "IAM treats {'AWS': ['*']} like {'AWS': '*'} (everyone)",
-)
 def test_service_may_through_everyone_named_in_a_list() -> None:
     # given a policy whose AWS principal is the one-element list ["*"]
     open_policy = policy(

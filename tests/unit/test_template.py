@@ -245,16 +245,6 @@ def test_only_buckets_a_rule_listens_to_send_events_to_eventbridge(
     assert sending == listened
 
 
-def _refs(value: Any) -> set[str]:
-    if isinstance(value, dict):
-        if set(value) == {"Ref"}:
-            return {value["Ref"]}
-        return {ref for v in value.values() for ref in _refs(v)}
-    if isinstance(value, list):
-        return {ref for v in value for ref in _refs(v)}
-    return set()
-
-
 def test_scraper_reserves_no_concurrency_and_has_room_for_a_long_crawl(
     source: dict[str, Any],
 ) -> None:
