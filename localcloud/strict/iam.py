@@ -446,6 +446,22 @@ def deny_message(principal_arn: str, request: AuthorizationRequest, decision: De
 # versions. Statements are restated here; keep them in step with that guide.
 
 _ALL = "*"
+_XRAY_WRITE = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "xray:PutTraceSegments",
+                "xray:PutTelemetryRecords",
+                "xray:GetSamplingRules",
+                "xray:GetSamplingTargets",
+                "xray:GetSamplingStatisticSummaries",
+            ],
+            "Resource": [_ALL],
+        }
+    ],
+}
 _MANAGED: dict[str, dict[str, Any]] = {
     "service-role/AWSLambdaBasicExecutionRole": {
         "Version": "2012-10-17",
@@ -457,40 +473,9 @@ _MANAGED: dict[str, dict[str, Any]] = {
             }
         ],
     },
-    "AWSXrayWriteOnlyAccess": {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": [
-                    "xray:PutTraceSegments",
-                    "xray:PutTelemetryRecords",
-                    "xray:GetSamplingRules",
-                    "xray:GetSamplingTargets",
-                    "xray:GetSamplingStatisticSummaries",
-                ],
-                "Resource": [_ALL],
-            }
-        ],
-    },
+    "AWSXrayWriteOnlyAccess": _XRAY_WRITE,
     # Same grants as AWSXrayWriteOnlyAccess; older SAM versions attach this one instead.
-    "AWSXRayDaemonWriteAccess": {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "AWSXRayDaemonWriteAccess",
-                "Effect": "Allow",
-                "Action": [
-                    "xray:PutTraceSegments",
-                    "xray:PutTelemetryRecords",
-                    "xray:GetSamplingRules",
-                    "xray:GetSamplingTargets",
-                    "xray:GetSamplingStatisticSummaries",
-                ],
-                "Resource": [_ALL],
-            }
-        ],
-    },
+    "AWSXRayDaemonWriteAccess": _XRAY_WRITE,
     "service-role/AWSGlueServiceRole": {
         "Version": "2012-10-17",
         "Statement": [
