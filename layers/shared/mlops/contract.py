@@ -138,6 +138,11 @@ class Contract(_Strict):
     lineage_columns: list[str] = Field(default_factory=list)
     min_rows: int = Field(default=1, ge=0)
     max_invalid_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Fewest usable rows per split (train/validation/test) before preparation refuses the run;
+    # a split left out keeps its default from mlops.ml.splitting.MIN_ROWS_PER_SPLIT.
+    min_rows_per_split: dict[Literal["train", "validation", "test"], int] = Field(
+        default_factory=dict
+    )
     acceptance: dict[str, Bounds] = Field(default_factory=dict)
 
     @field_validator("name")
