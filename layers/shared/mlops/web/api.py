@@ -6,14 +6,21 @@ stack trace is logged, never returned.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.models import Server
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
@@ -35,7 +42,73 @@ TITLE = "serverless-mlops prediction API"
 API_VERSION = "1.0.0"
 JSON = "application/json"
 
-app = APIGatewayHttpResolver(enable_validation=True)
+
+def _json_body(text: str) -> Any:
+    """``json.loads``, with what it cannot read reported as invalid JSON (a 422), not a 500:
+    nesting deeper than the decoder's recursion limit, or an integer over Python's digit limit."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise json.JSONDecodeError(f"unreadable number: {exc}", text, 0) from None
+
+
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=_json_body)
+
+# Headers on every answer. API answers are JSON: nothing in them may load or run anything, and
+# no page may frame them. The HTML pages get their own Content-Security-Policy (``_csp_for``).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Strict-Transport-Security": "max-age=31536000",
+}
+_INLINE = re.compile(r"<(script|style)(\s[^>]*)?>(.*?)</\1>", re.DOTALL | re.IGNORECASE)
+
+
+def _csp_for(html: str, *, inline_style_attributes: bool = False) -> str:
+    """A Content-Security-Policy for one generated page: its own inline scripts and styles (by
+    hash) and calls back to this API; no other origin, no plugin, no framing."""
+    hashes: dict[str, list[str]] = {"script": [], "style": []}
+    for tag, attributes, body in _INLINE.findall(html):
+        if tag.lower() == "script" and "application/json" in (attributes or ""):
+            continue  # data, never executed
+        digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode()
+        hashes[tag.lower()].append(f"'sha256-{digest}'")
+    if inline_style_attributes:
+        hashes["style"].append("'unsafe-inline'")
+    scripts = " ".join(hashes["script"]) or "'none'"
+    styles = " ".join(hashes["style"]) or "'none'"
+    return "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src {scripts}",
+            f"style-src {styles}",
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "form-action 'self'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def _html(body: str, *, inline_style_attributes: bool = False) -> Response[str]:
+    csp = _csp_for(body, inline_style_attributes=inline_style_attributes)
+    return Response(
+        status_code=200,
+        content_type="text/html; charset=utf-8",
+        body=body,
+        headers={"Content-Security-Policy": csp},
+    )
+
+
+class UnsupportedMediaType(ValueError):
+    """A request body in a media type other than JSON (HTTP 415)."""
 
 
 def _errors(description: str) -> dict[str, Any]:
@@ -67,7 +140,7 @@ def _error(status: int, message: str, errors: list[FieldError] | None = None) ->
 def page() -> Response[str]:
     html = render_page(service.form_spec(), base_path=_base_path())
     metrics.add_metric(name="FormPagesServed", unit=MetricUnit.Count, value=1)
-    return Response(status_code=200, content_type="text/html; charset=utf-8", body=html)
+    return _html(html)
 
 
 @app.post(
@@ -82,13 +155,22 @@ def page() -> Response[str]:
     responses={
         200: {"description": "one prediction per row and the model that made them"},
         413: _errors("more rows than one request may carry"),
+        415: _errors("a body that is not application/json"),
         422: _errors("rows that do not satisfy the contract, with per-field errors"),
         502: _errors("the model answered something malformed"),
         503: _errors("no model is being served right now"),
     },
 )
 def predictions(body: Annotated[PredictionRequest, Body()]) -> PredictionResponse:
+    _require_json()
     return service.predict(body.rows(), request_id=_request_id())
+
+
+def _require_json() -> None:
+    # Powertools also parses form and multipart bodies; the API takes JSON only.
+    kind = (app.current_event.headers.get("content-type") or JSON).split(";")[0].strip().lower()
+    if kind != JSON:
+        raise UnsupportedMediaType(kind)
 
 
 @app.get(
@@ -166,21 +248,39 @@ def docs() -> Response[str]:
         return Response(status_code=200, content_type=JSON, body=spec)
     script, style = _swagger_assets()
     html = generate_swagger_html(spec, script, style, "", None)
-    return Response(status_code=200, content_type="text/html; charset=utf-8", body=html)
+    # Swagger UI sets style attributes as it renders: its styles need 'unsafe-inline'.
+    return _html(html, inline_style_attributes=True)
 
 
 @app.exception_handler(RequestValidationError)
 def _invalid_request(exc: RequestValidationError) -> Response:
     # Values are checked by the contract; what fails here is the body's shape, so one error
     # per row (or for the whole body) says more than pydantic's per-union-branch details.
-    if any(error.get("type") == "json_invalid" for error in exc.errors()):
-        errors = [FieldError(message="the request body is not valid JSON")]
+    invalid = [e for e in exc.errors() if e.get("type") == "json_invalid"]
+    if invalid:
+        reason = (invalid[0].get("ctx") or {}).get("error")
+        message = "the request body is not valid JSON" + (f": {reason}" if reason else "")
+        errors = [FieldError(message=message)]
     else:
         rows = sorted({p for e in exc.errors() for p in e.get("loc", ()) if isinstance(p, int)})
         errors = [FieldError(row=row, message="each row must be a JSON object") for row in rows]
         errors = errors or [FieldError(message="the body is neither a row nor a list of rows")]
     metrics.add_metric(name="PredictionRequestsRejected", unit=MetricUnit.Count, value=1)
     return _error(422, 'send one row object, a list of rows or {"instances": [rows]}', errors)
+
+
+@app.exception_handler([RequestUnsupportedContentType, UnsupportedMediaType])
+def _unsupported_media_type(exc: Exception) -> Response:
+    metrics.add_metric(name="PredictionRequestsRejected", unit=MetricUnit.Count, value=1)
+    kind = (app.current_event.headers.get("content-type") or "").split(";")[0].strip()
+    return _error(415, f"send the rows as {JSON}, not {kind or 'an unnamed media type'}")
+
+
+@app.exception_handler([UnicodeDecodeError, binascii.Error])
+def _undecodable(exc: Exception) -> Response:
+    # A base64 body (API Gateway encodes binary ones) that is not UTF-8 text.
+    metrics.add_metric(name="PredictionRequestsRejected", unit=MetricUnit.Count, value=1)
+    return _error(400, "the request body is not UTF-8 text")
 
 
 @app.exception_handler(RowsRejected)
@@ -222,6 +322,17 @@ def _unexpected(exc: Exception) -> Response:
     return _error(500, "internal error; quote the request id when reporting it")
 
 
+def with_security_headers(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with ``SECURITY_HEADERS`` added where a route did not set its own."""
+    headers = result.setdefault("headers", {})
+    present = {name.lower() for name in headers}
+    for name, value in SECURITY_HEADERS.items():
+        if name.lower() not in present:
+            headers[name] = value
+    return result
+
+
 def resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Answer one API Gateway HTTP API (payload v2.0) event."""
-    return app.resolve(event, context)
+    """Answer one API Gateway HTTP API (payload v2.0) event, every answer with the security
+    headers (errors and 404s included)."""
+    return with_security_headers(app.resolve(event, context))

@@ -120,7 +120,13 @@ def _number(value: Any, field: Field) -> float | int:
             value = float(value.strip())
         except ValueError:
             raise ValueError("must be a number") from None
-    if not isinstance(value, int | float) or math.isnan(value) or math.isinf(value):
+    if not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    try:
+        as_float = float(value)
+    except OverflowError:  # an integer beyond any float (a 401-digit number): no model reads it
+        raise ValueError("is too large a number") from None
+    if math.isnan(as_float) or math.isinf(as_float):
         raise ValueError("must be a number")
     if field.type == "int":
         if isinstance(value, float) and not value.is_integer():
@@ -247,6 +253,8 @@ def row_json_schema(spec: FormSpec) -> dict[str, Any]:
         if not field.required:
             prop = {"anyOf": [prop, {"type": "null"}]}
         properties[field.name] = prop
+    for name in sorted(spec.ignored - set(properties)):
+        properties[name] = {"description": "a contract column that is not a feature: ignored"}
     ignored = ", ".join(sorted(spec.ignored)) or "none"
     return {
         "type": "object",
@@ -257,4 +265,5 @@ def row_json_schema(spec: FormSpec) -> dict[str, Any]:
         ),
         "properties": properties,
         "required": [f.name for f in spec.fields if f.required],
+        "additionalProperties": False,  # an unknown field is a 422
     }

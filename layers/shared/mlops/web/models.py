@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from mlops.web.fields import FieldError
 
 MAX_BATCH_ROWS = 100
+# What the schema documents is what the code enforces: an empty batch is a 422 ("no rows"), a
+# batch over the limit a 413 (service.predict), so pydantic itself checks neither bound.
+_BATCH_BOUNDS = {"minItems": 1, "maxItems": MAX_BATCH_ROWS}
 
 
 class Row(RootModel[dict[str, Any]]):
@@ -25,15 +28,25 @@ class PredictionInstances(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     instances: list[Row] = Field(
-        description=f"the rows to predict, at most {MAX_BATCH_ROWS}",
-        json_schema_extra={"maxItems": MAX_BATCH_ROWS},
+        description=f"the rows to predict, 1 to {MAX_BATCH_ROWS}",
+        json_schema_extra=_BATCH_BOUNDS,
     )
+
+
+def _bound_row_lists(schema: dict[str, Any]) -> None:
+    # Declared on the schema only: a constraint on the list branch changes how Powertools
+    # reads the union, and the code's own answers (422 / 413) say more than pydantic's.
+    for branch in schema.get("anyOf", ()):
+        if branch.get("type") == "array":
+            branch.update(_BATCH_BOUNDS, description=f"1 to {MAX_BATCH_ROWS} rows")
 
 
 class PredictionRequest(
     RootModel[Annotated[PredictionInstances | list[Row] | Row, Field(union_mode="left_to_right")]]
 ):
     """One row, a list of rows, or ``{"instances": [rows]}``."""
+
+    model_config = ConfigDict(json_schema_extra=_bound_row_lists)
 
     def rows(self) -> list[Any]:
         body = self.root

@@ -23,6 +23,7 @@ main{max-width:920px;margin:24px auto;padding:0 16px;display:grid;gap:20px;
 grid-template-columns:minmax(0,3fr) minmax(0,2fr)}
 section{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:20px}
 h2{margin:0 0 12px;font-size:1.1rem}
+h2.later{margin-top:20px}
 .field{margin-bottom:12px}
 label{display:block;font-weight:600;font-size:.9rem;margin-bottom:4px}
 .req{color:#b3261e}
@@ -201,7 +202,7 @@ Fields marked <span>*</span> are required.</p></header>
 <dt>model version</dt><dd id="result-version"></dd>
 <dt>trained at</dt><dd id="result-trained"></dd>
 <dt>training run</dt><dd id="result-run"></dd></dl></div>
-<h2 style="margin-top:20px">Serving model</h2>
+<h2 class="later">Serving model</h2>
 <dl id="model"><dt>version</dt><dd id="model-version">…</dd>
 <dt>trained at</dt><dd id="model-trained">…</dd>
 <dt>training run</dt><dd id="model-run">…</dd></dl></section>
