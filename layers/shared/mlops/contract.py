@@ -27,6 +27,9 @@ ColumnType = Literal["int", "float", "string", "category", "bool", "datetime"]
 Task = Literal["regression", "classification"]
 Imputation = Literal["median", "mean", "most_frequent", "constant", "none"]
 NUMERIC_TYPES = ("int", "float")
+# How R, spreadsheets and databases write "no value" in a CSV cell or a JSON string. Matched
+# exactly (case counts) after trimming whitespace; a blank cell is always a null.
+DEFAULT_MISSING_VALUES = ("NA", "N/A", "#N/A", "NULL", "null", "NaN", "None")
 
 
 class ContractError(ValueError):
@@ -54,6 +57,9 @@ class ColumnSpec(_Strict):
     - ``aliases``: known misspellings mapped to a canonical allowed value (``VW → volkswagen``).
     - ``pattern``: a regex the whole value must match (strings).
     - ``max_null_share``: tolerated share of nulls over an object; exceeding it is reported.
+    - ``missing_values``: the text values that mean "no value" in this column, replacing the
+      dataset's list (``[]``: none but the blank cell). Set it on a category whose legitimate
+      values include a marker, e.g. a ``trim`` column where "None" is a real trim level.
     - ``feature``: whether models use the column as an input.
     - ``impute``: how preparation fills nulls of a feature: median | mean | most_frequent |
       constant (with ``fill_value``) | none.
@@ -68,10 +74,16 @@ class ColumnSpec(_Strict):
     aliases: dict[str, str] = Field(default_factory=dict)
     pattern: str | None = None
     max_null_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    missing_values: list[str] | None = None
     feature: bool = True
     impute: Imputation = "none"
     fill_value: str | int | float | bool | None = None
     description: str = ""
+
+    @field_validator("missing_values")
+    @classmethod
+    def _trimmed(cls, values: list[str] | None) -> list[str] | None:
+        return None if values is None else _markers(values)
 
     @field_validator("pattern")
     @classmethod
@@ -125,7 +137,9 @@ class Contract(_Strict):
     but neither validated nor features, e.g. source_url, fetched_at), ``min_rows`` and
     ``max_invalid_share`` (an object with fewer rows, or a larger share of invalid rows, is
     rejected whole), ``acceptance`` (metric name → ``Bounds``, absolute thresholds a model
-    must meet). Derived: ``features``, ``numeric_features``, ``categorical_features``.
+    must meet), ``missing_values`` (the text values read as "no value" in CSV cells and JSON
+    strings; default ``DEFAULT_MISSING_VALUES``; a column's own list replaces it). Derived:
+    ``features``, ``numeric_features``, ``categorical_features``.
     """
 
     name: str
@@ -144,6 +158,12 @@ class Contract(_Strict):
         default_factory=dict
     )
     acceptance: dict[str, Bounds] = Field(default_factory=dict)
+    missing_values: list[str] = Field(default_factory=lambda: list(DEFAULT_MISSING_VALUES))
+
+    @field_validator("missing_values")
+    @classmethod
+    def _trimmed(cls, values: list[str]) -> list[str]:
+        return _markers(values)
 
     @field_validator("name")
     @classmethod
@@ -186,6 +206,11 @@ class Contract(_Strict):
     def categorical_features(self) -> list[str]:
         return [n for n in self.features if self.columns[n].type not in NUMERIC_TYPES]
 
+    def missing_values_of(self, column: str) -> frozenset[str]:
+        """The markers read as null in ``column``: its own list, else the dataset's."""
+        own = self.columns[column].missing_values
+        return frozenset(self.missing_values if own is None else own)
+
     @property
     def required_columns(self) -> list[str]:
         return [name for name, spec in self.columns.items() if spec.required]
@@ -208,6 +233,11 @@ class Contract(_Strict):
     def from_file(cls, path: str | Path) -> Contract:
         path = Path(path)
         return cls.from_yaml(path.read_text(encoding="utf-8"), source=path.name)
+
+
+def _markers(values: list[str]) -> list[str]:
+    """Missing-value markers as they are compared: trimmed, blanks dropped (always null)."""
+    return list(dict.fromkeys(v.strip() for v in values if v.strip()))
 
 
 def normalise_label(value: object) -> str:

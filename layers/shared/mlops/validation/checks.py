@@ -5,11 +5,18 @@ Categories, booleans and dates are normalised and checked once per distinct valu
 dictionary encoding) and spread back through the codes, so a million rows with ten makes
 cost ten label look-ups; free text (identifiers) is checked row-wise by Arrow string
 kernels; numbers take a text route only for the few values that did not parse as numbers.
+
+Missing values as people write them ("NA", "N/A", "NULL", …: ``Contract.missing_values``, a
+column's own list overriding) are nulls in text input (CSV cells, JSON strings), found where
+each type already looks at its text: per distinct value for labels and dates, among the
+unparsed values for numbers, and for free text only when some value is short enough to be one.
+Lines a reader could not turn into a record (``BadLine``) count as one quarantined row each.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +26,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops.contract import NUMERIC_TYPES, ColumnSpec, Contract, normalise_label
+from mlops.validation.readers import BadLine
 
 # Columns validation adds to every validated row; a raw column of the same name is not "unexpected".
 LINEAGE_ADDED = ("run_id", "ingest_date", "ingest_time", "source_object")
 FAILED_RULES = "failed_rules"
 REJECTED_RULE = "object_rejected"
+BAD_LINE_RULE = "bad_line"
+# A report lists at most this many bad lines (all are quarantined and counted).
+REPORTED_BAD_LINES = 100
 
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
@@ -54,6 +65,8 @@ class CheckResult:
     missing_optional_columns: list[str] = field(default_factory=list)
     null_share_over_tolerance: dict[str, dict[str, float]] = field(default_factory=dict)
     normalised: dict[str, int] = field(default_factory=dict)
+    missing_markers: dict[str, int] = field(default_factory=dict)
+    bad_lines: list[BadLine] = field(default_factory=list)
 
     @property
     def rows_valid(self) -> int:
@@ -76,6 +89,10 @@ class CheckResult:
             "missing_optional_columns": self.missing_optional_columns,
             "null_share_over_tolerance": self.null_share_over_tolerance,
             "normalised": self.normalised,
+            "missing_markers": self.missing_markers,
+            "bad_lines": [
+                {"line": b.line, "reason": b.reason} for b in self.bad_lines[:REPORTED_BAD_LINES]
+            ],
         }
 
 
@@ -89,14 +106,27 @@ class _Column:
     allowed_failed: np.ndarray | None = None
     pattern_failed: np.ndarray | None = None
     normalised: int = 0
+    # Rows whose value was a missing-value marker (now null).
+    markers: int = 0
 
 
 def expected_columns(contract: Contract) -> set[str]:
     return set(contract.columns) | set(contract.lineage_columns)
 
 
-def check_frame(raw: pd.DataFrame, contract: Contract) -> CheckResult:
-    """Check ``raw`` against ``contract``: typed valid rows, raw invalid rows with their rules."""
+def check_frame(
+    raw: pd.DataFrame,
+    contract: Contract,
+    *,
+    bad_lines: Sequence[BadLine] = (),
+    missing_values: bool = True,
+) -> CheckResult:
+    """Check ``raw`` against ``contract``: typed valid rows, raw invalid rows with their rules.
+
+    ``bad_lines`` are the lines of the same object its reader could not turn into records:
+    each is one more row in, quarantined under ``bad_line``. ``missing_values`` reads the
+    contract's missing-value markers as nulls (text formats; parquet carries real nulls).
+    """
     if not isinstance(raw.index, pd.RangeIndex) or raw.index.start != 0:
         raw = raw.reset_index(drop=True)
     n = len(raw)
@@ -105,6 +135,7 @@ def check_frame(raw: pd.DataFrame, contract: Contract) -> CheckResult:
     missing_optional: list[str] = []
     over_tolerance: dict[str, dict[str, float]] = {}
     normalised: dict[str, int] = {}
+    marked: dict[str, int] = {}
 
     for name, spec in contract.columns.items():
         if name not in raw.columns:
@@ -114,11 +145,14 @@ def check_frame(raw: pd.DataFrame, contract: Contract) -> CheckResult:
             else:
                 missing_optional.append(name)
             continue
-        column = _coerce(raw[name], spec)
+        markers = contract.missing_values_of(name) if missing_values else frozenset()
+        column = _coerce(raw[name], spec, markers)
         null = column.null
         typed[name] = column.values
         if column.normalised:
             normalised[name] = column.normalised
+        if column.markers:
+            marked[name] = column.markers
         if spec.required:
             rule = "null_key" if name in contract.keys else "not_null"
             failures[f"{rule}:{name}"] = null
@@ -141,7 +175,10 @@ def check_frame(raw: pd.DataFrame, contract: Contract) -> CheckResult:
     for mask in failures.values():
         invalid |= mask
 
-    rejection = _rejection(n, np.count_nonzero(invalid), contract)
+    lines = len(bad_lines)
+    if lines:
+        failures[BAD_LINE_RULE] = np.zeros(n, dtype=bool)  # none of the read rows
+    rejection = _rejection(n + lines, np.count_nonzero(invalid) + lines, contract)
     if rejection:
         # Rows that passed every check still leave with the object; say why.
         if not invalid.all():
@@ -162,20 +199,42 @@ def check_frame(raw: pd.DataFrame, contract: Contract) -> CheckResult:
     rows = np.flatnonzero(invalid)
     quarantined = _as_cells(raw.take(rows))
     quarantined[FAILED_RULES] = _rule_labels({r: m[rows] for r, m in failures.items()})
+    rule_failures = {rule: int(np.count_nonzero(mask)) for rule, mask in failures.items()}
+    if lines:
+        quarantined = _with_bad_lines(quarantined, bad_lines)
+        rule_failures[BAD_LINE_RULE] = lines
 
     declared = expected_columns(contract) | set(LINEAGE_ADDED)
     return CheckResult(
         valid=valid,
         invalid=quarantined,
-        rows_in=n,
-        rule_failures={rule: int(np.count_nonzero(mask)) for rule, mask in failures.items()},
+        rows_in=n + lines,
+        rule_failures=rule_failures,
         rejected=rejection is not None,
         rejection_reason=rejection,
         unexpected_columns=sorted(str(c) for c in raw.columns if c not in declared),
         missing_optional_columns=missing_optional,
         null_share_over_tolerance=over_tolerance,
         normalised=normalised,
+        missing_markers=marked,
+        bad_lines=list(bad_lines),
     )
+
+
+def _with_bad_lines(quarantined: pd.DataFrame, bad_lines: Sequence[BadLine]) -> pd.DataFrame:
+    """``quarantined`` and one row per bad line: no cells, its number, reason and text."""
+    count = len(bad_lines)
+    rows = pd.DataFrame(
+        {c: pd.array([None] * count, dtype="string") for c in quarantined.columns},
+        index=pd.RangeIndex(count),
+    )
+    rows[FAILED_RULES] = pd.array([BAD_LINE_RULE] * count, dtype="string")
+    rows["line_number"] = pd.array([b.line for b in bad_lines], dtype="Int64")
+    rows["line_reason"] = pd.array([b.reason for b in bad_lines], dtype="string")
+    rows["line_text"] = pd.array([b.text for b in bad_lines], dtype="string")
+    if not len(quarantined):
+        return rows
+    return pd.concat([quarantined, rows], ignore_index=True)
 
 
 def _as_cells(rows: pd.DataFrame) -> pd.DataFrame:
@@ -400,25 +459,29 @@ def _dtype(spec: ColumnSpec) -> str:
     return _DTYPES[spec.type]
 
 
-def _coerce(series: pd.Series, spec: ColumnSpec) -> _Column:
+def _coerce(series: pd.Series, spec: ColumnSpec, markers: frozenset[str]) -> _Column:
     # Nulls start as what pandas calls missing; each type adds its blanks ("" or spaces in a
-    # CSV cell mean "no value"), found where it is cheapest for that type.
+    # CSV cell mean "no value") and its missing-value markers, found where it is cheapest for
+    # that type.
     null = series.isna().to_numpy(dtype=bool, copy=True)
     if spec.type in NUMERIC_TYPES:
-        return _numbers(series, null, spec)
+        return _numbers(series, null, spec, markers)
     if spec.type == "datetime":
-        return _datetimes(series, null, spec)
+        return _datetimes(series, null, spec, markers)
     if spec.type == "string":
-        return _strings(series, null, spec)
-    return _labels(series, null, spec)
+        return _strings(series, null, spec, markers)
+    return _labels(series, null, spec, markers)
 
 
 def _blank(values: pd.Series) -> np.ndarray:
     return values.astype("string").str.strip().eq("").to_numpy(dtype=bool, na_value=False)
 
 
-def _numbers(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
+def _numbers(
+    series: pd.Series, null: np.ndarray, spec: ColumnSpec, markers: frozenset[str]
+) -> _Column:
     repaired = 0
+    marked = 0
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         numbers = series.to_numpy(dtype="float64", na_value=np.nan, copy=True)
     else:
@@ -429,7 +492,12 @@ def _numbers(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
         if len(unparsed):
             # Only the few values that failed take the slower text route.
             text = series.iloc[unparsed].astype("string").str.strip()
-            null[unparsed[text.eq("").to_numpy(dtype=bool, na_value=False)]] = True
+            blank = text.eq("").to_numpy(dtype=bool, na_value=False)
+            if markers:
+                marker = text.isin(markers).to_numpy(dtype=bool, na_value=False)
+                marked = int(np.count_nonzero(marker))
+                blank |= marker
+            null[unparsed[blank]] = True
             text = text.str.replace(_CURRENCY, "", regex=True)
             grouped = text.str.fullmatch(_THOUSANDS).to_numpy(dtype=bool, na_value=False)
             text = text.where(~grouped, text.str.replace(",", ""))
@@ -475,10 +543,13 @@ def _numbers(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
         range_failed=outside,
         allowed_failed=allowed,
         normalised=repaired,
+        markers=marked,
     )
 
 
-def _datetimes(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
+def _datetimes(
+    series: pd.Series, null: np.ndarray, spec: ColumnSpec, markers: frozenset[str]
+) -> _Column:
     if pd.api.types.is_datetime64_any_dtype(series):
         values = pd.to_datetime(series, utc=True).dt.tz_convert(None).astype("datetime64[us]")
         bad = values.isna().to_numpy() & ~null
@@ -495,7 +566,14 @@ def _datetimes(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column
     # Naive UTC: what Glue/Athena's `timestamp` holds.
     parsed = parsed.dt.tz_convert(None).astype("datetime64[us]")
     failed = parsed.isna().to_numpy()
-    blank = failed & _flags(pc.equal(pc.utf8_trim_whitespace(distinct), ""))
+    trimmed = pc.utf8_trim_whitespace(distinct)
+    blank = failed & _flags(pc.equal(trimmed, ""))
+    marked = 0
+    if markers and failed.any():
+        marker = failed & _is_marker(trimmed, markers)
+        if marker.any():
+            marked = int(np.count_nonzero(_per_row(marker, codes)))
+            blank |= marker
     if blank.any():
         null |= _per_row(blank, codes)
     return _Column(
@@ -503,10 +581,18 @@ def _datetimes(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column
         null,
         _per_row(failed & ~blank, codes),
         range_failed=_rows_flagged(_dates_out_of_range(parsed, spec), codes),
+        markers=marked,
     )
 
 
-def _labels(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
+def _is_marker(text: pa.Array | pa.ChunkedArray, markers: frozenset[str]) -> np.ndarray:
+    """Which of ``text`` (already trimmed) are missing-value markers."""
+    return _flags(pc.is_in(text, value_set=pa.array(sorted(markers), type=text.type)))
+
+
+def _labels(
+    series: pd.Series, null: np.ndarray, spec: ColumnSpec, markers: frozenset[str]
+) -> _Column:
     """Categories and booleans, normalised and checked once per distinct value.
 
     The distinct values are few, so they are handled as Python strings, with the contract's
@@ -519,6 +605,13 @@ def _labels(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
     aliases = {normalise_label(a): normalise_label(c) for a, c in spec.aliases.items()}
     text = [aliases.get(label, label) for label in map(normalise_label, raw)]
     blank = np.array([label == "" for label in text], dtype=bool)
+    marked = 0
+    if markers:
+        # Before normalising: markers are matched as written ("None", not "none").
+        marker = np.array([str(value).strip() in markers for value in raw], dtype=bool)
+        if marker.any():
+            marked = int(np.count_nonzero(_per_row(marker, codes)))
+            blank |= marker
     if blank.any():
         codes = np.where(_per_row(blank, codes), -1, codes)
         null |= codes < 0
@@ -562,10 +655,13 @@ def _labels(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
         allowed_failed=allowed,
         pattern_failed=pattern,
         normalised=normalised,
+        markers=marked,
     )
 
 
-def _strings(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
+def _strings(
+    series: pd.Series, null: np.ndarray, spec: ColumnSpec, markers: frozenset[str]
+) -> _Column:
     """Free text (identifiers, URLs): mostly distinct values, so checked row-wise in Arrow."""
     raw = _as_text(series)
     empty = _untrimmed(_arrow(raw))
@@ -580,6 +676,14 @@ def _strings(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
         blank = _flags(pc.equal(length, 0))
         changed = _flags(pc.not_equal(length, pc.binary_length(_arrow(raw))))
     trimmed = _arrow(text)
+    marked = 0
+    if markers:
+        # Identifiers are mostly longer than any marker: only short values are looked up.
+        longest = max(len(m.encode()) for m in markers)
+        if np.any(_flags(pc.less_equal(pc.binary_length(trimmed), longest)) & ~blank):
+            marker = _is_marker(trimmed, markers) & ~null
+            marked = int(np.count_nonzero(marker))
+            blank = blank | marker
     if blank.any():
         null |= blank
         text = text.where(~null)
@@ -600,6 +704,7 @@ def _strings(series: pd.Series, null: np.ndarray, spec: ColumnSpec) -> _Column:
         allowed_failed=allowed,
         pattern_failed=pattern,
         normalised=int(np.count_nonzero(changed)),
+        markers=marked,
     )
 
 

@@ -38,7 +38,7 @@ from mlops.validation.completion import (
     record_manifest,
     record_part,
 )
-from mlops.validation.readers import UnreadableObject, read_frame
+from mlops.validation.readers import UnreadableObject, check_format, read_object
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,6 +59,8 @@ METRIC_OF_OUTCOME = {
 IDEMPOTENCY_SECONDS = 7 * 24 * 3600
 _RUN_PREFIX = re.compile(r"(?:^|/)run_id=[^/]+/")
 _INGEST_DATE = re.compile(r"(?:^|/)ingest_date=(\d{4}-\d{2}-\d{2})/")
+# CopyObject's limit: a larger unreadable object stays in the raw zone, its report says so.
+MAX_COPY_BYTES = 5 * 1024**3
 _ATHENA_TYPES = {
     "int": "bigint",
     "float": "double",
@@ -238,6 +240,8 @@ def validate_object(obj: RawObject) -> ObjectResult:
     try:
         if lake.dataset_of_key(obj.key) is None:
             raise ContractError(f"key {obj.key} does not name a dataset")
+        # Before anything is read: an object of another kind is rejected by its name alone.
+        check_format(obj.key)
         contract = load_contract(dataset)
         body = _read(obj)
         if body is None:
@@ -268,12 +272,19 @@ def _validate_data(
 ) -> ObjectResult:
     from mlops.validation.checks import check_frame, expected_columns
 
-    frame = read_frame(body, obj.key)
-    found = sorted(map(str, frame.columns))
+    read = read_object(body, obj.key)
+    found = sorted(map(str, read.frame.columns))
     if not set(found) & expected_columns(contract):
         raise UnreadableObject(f"none of the contract's columns in {found}")
+    if read.bad_lines:
+        logger.warning(
+            "bad lines quarantined",
+            extra={"bad_lines": len(read.bad_lines), "first": read.bad_lines[0].line},
+        )
 
-    result = check_frame(frame, contract)
+    result = check_frame(
+        read.frame, contract, bad_lines=read.bad_lines, missing_values=read.text_format
+    )
     settings = get_settings()
     _write_rows(obj, result, dataset, run_id, ingest_date, contract, settings)
     outcome: Outcome = "rejected" if result.rejected else "validated"
@@ -412,13 +423,15 @@ def _unreadable(
     source = {"Bucket": obj.bucket, "Key": obj.key}
     if obj.version_id:
         source["VersionId"] = obj.version_id
-    client("s3").copy_object(
-        CopySource=source,
-        Bucket=quarantine,
-        Key=lake.quarantine_object_key(dataset, run_id, obj.key),
-    )
+    copied = not (obj.size and obj.size > MAX_COPY_BYTES)
+    if copied:
+        client("s3").copy_object(
+            CopySource=source,
+            Bucket=quarantine,
+            Key=lake.quarantine_object_key(dataset, run_id, obj.key),
+        )
     report = _report(obj, dataset, run_id, contract, "unreadable", reason)
-    report |= {"rows_in": 0, "rows_valid": 0, "rows_quarantined": 0}
+    report |= {"rows_in": 0, "rows_valid": 0, "rows_quarantined": 0, "copied": copied}
     report_key = _put_report(dataset, run_id, obj, report)
     logger.warning("unreadable object quarantined", extra={"reason": reason})
     return _finish(
