@@ -117,13 +117,16 @@ class Cors:
     max_age: int | None
 
     @classmethod
-    def of(cls, sam: dict[str, Any], api_id: str | None) -> Cors | None:
+    def of(
+        cls, sam: dict[str, Any], api_id: str | None, parameters: dict[str, Any] | None = None
+    ) -> Cors | None:
         api = sam.get("Resources", {}).get(api_id or "", {})
         config = (api.get("Properties") or {}).get("CorsConfiguration")
         if not isinstance(config, dict):
             return None
+        origins = _resolve(config.get("AllowOrigins"), sam, parameters or {})
         return cls(
-            origins=tuple(config.get("AllowOrigins") or ()),
+            origins=tuple(origins if isinstance(origins, list) else [origins] if origins else ()),
             methods=tuple(config.get("AllowMethods") or ()),
             headers=tuple(config.get("AllowHeaders") or ()),
             max_age=config.get("MaxAge"),
@@ -148,6 +151,21 @@ class Cors:
         if self.max_age is not None:
             headers.append(("access-control-max-age", str(self.max_age)))
         return headers
+
+
+def _resolve(value: Any, sam: dict[str, Any], parameters: dict[str, Any]) -> Any:
+    """``value`` with ``Ref`` to a template parameter (its value, else its default) and
+    ``Fn::Split`` resolved: what CORS settings built from parameters use."""
+    if isinstance(value, dict) and "Ref" in value:
+        name = value["Ref"]
+        declared = (sam.get("Parameters") or {}).get(name, {})
+        return str(parameters.get(name, declared.get("Default", "")))
+    if isinstance(value, dict) and "Fn::Split" in value:
+        separator, text = value["Fn::Split"]
+        return str(_resolve(text, sam, parameters)).split(separator)
+    if isinstance(value, list):
+        return [_resolve(item, sam, parameters) for item in value]
+    return value
 
 
 def _now() -> tuple[str, int]:
@@ -408,5 +426,5 @@ def serve_http_api(
         account_id=str(getattr(cloud, "account_id", "123456789012")),
         host=host,
         port=port,
-        cors=Cors.of(sam, api_logical_id),
+        cors=Cors.of(sam, api_logical_id, parameters),
     )

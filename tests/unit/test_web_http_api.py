@@ -221,3 +221,32 @@ def test_stop_releases_the_port(cloud: RecordingCloud) -> None:
 
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}health", timeout=2)
+
+
+def preflight_from(api: HttpApiServer, origin: str) -> requests.Response:
+    return requests.options(
+        f"{api.url}predictions",
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+
+
+def test_cors_allows_only_the_origins_of_the_cors_allowed_origins_parameter() -> None:
+    cloud = RecordingCloud({"statusCode": 200, "headers": {}, "body": "{}"})
+    cloud.parameters = {"Stage": "prod", "CorsAllowedOrigins": "https://a.test,https://b.test"}
+
+    with serve_http_api(cloud) as api:
+        allowed = preflight_from(api, "https://b.test")
+        refused = preflight_from(api, "https://elsewhere.test")
+
+    assert allowed.headers["access-control-allow-origin"] == "https://b.test"
+    assert "access-control-allow-origin" not in refused.headers
+
+
+def test_prod_names_its_cors_origins_and_never_allows_every_origin() -> None:
+    from localcloud.template import samconfig_parameters
+
+    origins = samconfig_parameters(ROOT, "prod")["CorsAllowedOrigins"].split(",")
+
+    assert origins and "*" not in origins
+    assert all(origin.startswith("https://") for origin in origins)
