@@ -367,9 +367,34 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 # ---------------------------------------------------------------------- model commands
+_EXIT_USAGE = 2
+
+
+def _payload(text: str) -> dict[str, Any] | list[Any]:
+    """``mlops predict``'s argument: a JSON object or a list of objects; ValueError says why not."""
+    try:
+        payload = json.loads(text)
+    except RecursionError:
+        raise ValueError("the payload is not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer over Python's digit limit
+        raise ValueError(f"the payload is not valid JSON: {exc}") from None
+    rows = payload if isinstance(payload, list) else [payload]
+    if not rows or not all(isinstance(row, dict) for row in rows):
+        raise ValueError("the payload must be a JSON object or a list of objects")
+    return payload
+
+
 def _model_command(args: argparse.Namespace) -> int:
     from localcloud.remote import RemoteCloud, live_state
 
+    if args.command == "predict":
+        try:
+            argument: Any = _payload(args.payload)
+        except ValueError as exc:
+            _echo(f'mlops predict: {exc} (e.g. \'{{"make": "toyota", "year": 2018}}\')')
+            return _EXIT_USAGE
+    else:
+        argument = args.version
     if importlib.util.find_spec("localcloud.model_commands") is None:
         _echo(f"mlops {args.command}: not available yet")
         return 1
@@ -383,7 +408,6 @@ def _model_command(args: argparse.Namespace) -> int:
     if command is None:
         _echo(f"mlops {args.command}: not available yet")
         return 1
-    argument = json.loads(args.payload) if args.command == "predict" else args.version
     try:
         result = command(RemoteCloud(state), argument)
     except Exception as exc:  # the command's own message says what is wrong
