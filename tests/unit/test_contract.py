@@ -157,3 +157,31 @@ def test_a_broken_user_contract_fails_naming_its_s3_location(artifacts_bucket: s
 def test_a_dataset_without_any_contract_is_a_clear_error(artifacts_bucket: str) -> None:
     with pytest.raises(ContractNotFound, match="no contract for dataset boats"):
         load_contract("boats")
+
+
+def test_a_contract_without_missing_values_reads_the_common_markers_as_missing() -> None:
+    contract = Contract.from_file(USED_CARS)
+
+    assert contract.missing_values_of("mileage") == {
+        "NA",
+        "N/A",
+        "#N/A",
+        "NULL",
+        "null",
+        "NaN",
+        "None",
+    }
+
+
+def test_a_columns_missing_values_replace_the_datasets_for_that_column_only(
+    tmp_path: Path,
+) -> None:
+    # given a contract with its own list, and a column (where "None" is a value) with another
+    data = _used_cars_data()
+    data["missing_values"] = ["NA", " - "]
+    data["columns"]["body"]["missing_values"] = []
+    # when it is loaded
+    contract = Contract.from_file(_write(tmp_path, data))
+    # then markers are trimmed, the column's list wins there and the dataset's elsewhere
+    assert contract.missing_values_of("mileage") == {"NA", "-"}
+    assert contract.missing_values_of("body") == frozenset()

@@ -636,3 +636,208 @@ def test_a_broken_manifest_is_recorded_without_raising(lake_env: Lake) -> None:
     assert (result["outcome"], result["metric"]) == ("bad_manifest", "UnreadableObjects")
     assert lake_env.ledger_item(RUN)["failed_objects"] == {key}
     assert lake_env.run_validated() == []
+
+
+# ---------------------------------------------------------------- every object leaves a trace
+
+HEADER = "listing_id,make,model,year,mileage,fuel,transmission,engine_size,body,posted_date,price\n"
+CSV_ROWS = (
+    "L000001,Toyota,Corolla,2015,60000,Petrol,Manual,1.6,Sedan,2026-10-01,9500\n"
+    "L000002,Ford,Focus,2016,50000,Diesel,Automatic,1.5,Hatchback,2026-10-02,10500\n"
+)
+
+
+def parquet(records: list[dict[str, Any]]) -> bytes:
+    buffer = io.BytesIO()
+    pd.DataFrame(records).to_parquet(buffer)
+    return buffer.getvalue()
+
+
+def test_the_validate_rule_routes_every_object_created_in_the_raw_bucket() -> None:
+    from samtranslator.yaml_helper import yaml_parse
+
+    from localcloud.patterns import matches
+    from tests.conftest import ROOT
+
+    # given the validate function's rule as template.yaml declares it, on this raw bucket
+    function = yaml_parse((ROOT / "template.yaml").read_text())["Resources"]["ValidateFunction"]
+    pattern = copy.deepcopy(function["Properties"]["Events"]["RawObjectCreated"]["Properties"])
+    pattern = pattern["Pattern"]
+    pattern["detail"]["bucket"]["name"] = [RAW]
+    keys = ["used_cars/CARS.CSV", "used_cars/a.csv.gz", "used_cars/a.jsonl", "used_cars/a.txt"]
+    keys += [lake.raw_manifest_key("used_cars", "2026-11-27", RUN), "used_cars/"]
+    # when S3 announces objects of any name there
+    events = [
+        {
+            "source": "aws.s3",
+            "detail-type": "Object Created",
+            "detail": {"bucket": {"name": RAW}, "object": {"key": key}},
+        }
+        for key in keys
+    ]
+    # then every one reaches the function, and nothing from another bucket does
+    assert [matches(pattern, e) for e in events] == [True] * len(keys)
+    elsewhere = copy.deepcopy(events[0])
+    elsewhere["detail"]["bucket"]["name"] = "another-bucket"
+    assert not matches(pattern, elsewhere)
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("CARS.CSV", (HEADER + CSV_ROWS).encode()),
+        ("cars.csv.gz", gzip.compress((HEADER + CSV_ROWS).encode())),
+        ("cars.jsonl", "".join(json.dumps(r) + "\n" for r in cars(1, 2)).encode()),
+        ("cars.JSONL.GZ", jsonl_gz(cars(1, 2))),
+        ("cars.PARQUET", parquet(cars(1, 2))),
+    ],
+)
+def test_an_upload_in_any_supported_format_and_case_is_validated(
+    lake_env: Lake, name: str, body: bytes
+) -> None:
+    # given an upload whose extension is supported, in any case
+    event = lake_env.upload(f"used_cars/{name}", body)
+    # when the validate function handles it
+    result = lake_env.invoke(event)
+    # then its rows are validated
+    assert (result["outcome"], result["rows_valid"]) == ("validated", 2)
+    assert len(lake_env.validated_rows()) == 2
+
+
+@pytest.mark.parametrize("name", ["cars.xlsx", "notes.txt", "cars.csv.bak", "_SUCCESS"])
+def test_an_object_of_an_unsupported_format_is_rejected_with_a_reason_not_ignored(
+    lake_env: Lake, name: str
+) -> None:
+    # given an object validation does not read
+    key = f"used_cars/{name}"
+    event = lake_env.upload(key, b"PK\x03\x04 not a table")
+    # when the validate function handles it
+    result = lake_env.invoke(event)
+    # then the run records it as failed with the reason, and quarantine holds a report and a copy
+    assert result["outcome"] == "unreadable"
+    assert "unsupported format" in result["reason"]
+    item = lake_env.ledger_item(result["run_id"])
+    assert item["failed_objects"] == {key}
+    assert "unsupported format" in item["part_counts"][key]["reason"]
+    report = lake_env.report(result)
+    assert (report["status"], report["reason"]) == ("unreadable", result["reason"])
+    copy_key = lake.quarantine_object_key("used_cars", result["run_id"], key)
+    assert lake_env.s3.get_object(Bucket=QUARANTINE, Key=copy_key)["Body"].read().startswith(b"PK")
+
+
+def test_a_parquet_upload_with_an_unknown_nested_column_is_validated(lake_env: Lake) -> None:
+    # given a parquet upload with a list column the contract does not know, and a bad row
+    records = [car(i, options=["sunroof", "tow bar"]) for i in range(1, 5)]
+    records.append(car(5, year=2099, options=[]))
+    # when the validate function handles it
+    result = lake_env.invoke(lake_env.upload("used_cars/options.parquet", parquet(records)))
+    # then its rows are validated, the bad one quarantined, the column reported
+    assert (result["outcome"], result["rows_valid"], result["rows_quarantined"]) == (
+        "validated",
+        4,
+        1,
+    )
+    assert lake_env.report(result)["unexpected_columns"] == ["options"]
+    assert lake_env.quarantined_rows()["options"].tolist() == ["[]"]
+
+
+def test_a_nested_value_in_a_contract_column_is_a_failed_row_not_a_crash(lake_env: Lake) -> None:
+    # given a parquet upload whose make is a struct, not a category
+    records = [car(i, make={"name": "toyota"}) for i in range(1, 4)]
+    # when the validate function handles it
+    result = lake_env.invoke(lake_env.upload("used_cars/struct.parquet", parquet(records)))
+    # then the rows fail the contract, are quarantined under the run, and the run completes
+    assert (result["outcome"], result["rows_quarantined"]) == ("rejected", 3)
+    assert lake_env.report(result)["rule_failures"]["allowed:make"] == 3
+    assert result["run_id"].startswith("upload-")
+    assert result["run_complete"] is True
+
+
+# ------------------------------------------------------- missing values as people write them
+
+
+def test_a_csv_exported_from_r_with_na_cells_is_validated_with_nulls(lake_env: Lake) -> None:
+    # given a CSV as R's write.csv writes it: quoted text, NA for missing values
+    csv = (
+        '"listing_id","make","model","year","mileage","fuel","transmission","engine_size",'
+        '"body","posted_date","price"\n'
+        '"L000001","Toyota","Corolla",2015,NA,"Petrol",NA,1.6,"Sedan",NA,9500\n'
+        '"L000002","Kia","Ceed",2020,30000,"Electric","Automatic",NA,"Hatchback",'
+        '"2026-10-02",17500\n'
+    )
+    # when the validate function handles it
+    result = lake_env.invoke(lake_env.upload("used_cars/from_r.csv", csv.encode()))
+    # then both rows are valid, the NA cells null, and the report counts the markers
+    assert (result["outcome"], result["rows_valid"], result["rows_quarantined"]) == (
+        "validated",
+        2,
+        0,
+    )
+    rows = lake_env.validated_rows().set_index("listing_id")
+    assert rows.loc["L000001", ["mileage", "transmission", "posted_date"]].isna().all()
+    assert pd.isna(rows.loc["L000002", "engine_size"])
+    assert lake_env.report(result)["missing_markers"] == {
+        "mileage": 1,
+        "transmission": 1,
+        "engine_size": 1,
+        "posted_date": 1,
+    }
+
+
+def test_json_string_markers_are_nulls_too(lake_env: Lake) -> None:
+    records = [*cars(1, 2), car(3, mileage="N/A", body="NULL")]
+
+    result = lake_env.invoke(lake_env.upload("used_cars/markers.jsonl.gz", jsonl_gz(records)))
+
+    assert (result["rows_valid"], result["rows_quarantined"]) == (3, 0)
+    assert lake_env.report(result)["missing_markers"] == {"mileage": 1, "body": 1}
+
+
+# ---------------------------------------------------------------- one bad line does not sink a file
+
+
+def test_a_ragged_csv_line_is_quarantined_with_its_line_number_and_the_rest_validated(
+    lake_env: Lake,
+) -> None:
+    # given a CSV whose third line lost a field and fifth line has one too many
+    csv = (
+        HEADER
+        + CSV_ROWS
+        + "L000003,Kia,Ceed,2020,Petrol,Manual,1.4,Hatchback,2026-10-03,17500\n"
+        + "L000004,Kia,Ceed,2020,1000,Petrol,Manual,1.4,Hatchback,2026-10-03,17500\n"
+        + "L000005,Kia,Ceed,2020,1000,Petrol,Manual,1.4,Hatchback,2026-10-03,17500,x\n"
+    )
+    # when the validate function handles it
+    result = lake_env.invoke(lake_env.upload("used_cars/ragged.csv", csv.encode()))
+    # then the good rows are validated and each bad line is one quarantined row, with a reason
+    assert result["outcome"] == "validated"
+    assert (result["rows_in"], result["rows_valid"], result["rows_quarantined"]) == (5, 3, 2)
+    assert sorted(lake_env.validated_rows()["listing_id"]) == ["L000001", "L000002", "L000004"]
+    lines = lake_env.quarantined_rows().sort_values("line_number")
+    assert lines["failed_rules"].tolist() == ["bad_line", "bad_line"]
+    assert lines["line_number"].tolist() == [4, 6]
+    assert lines["line_reason"].tolist() == ["10 fields, expected 11", "12 fields, expected 11"]
+    assert lines["line_text"].iloc[0].startswith("L000003,Kia")
+    report = lake_env.report(result)
+    assert report["bad_lines"] == [
+        {"line": 4, "reason": "10 fields, expected 11"},
+        {"line": 6, "reason": "12 fields, expected 11"},
+    ]
+    assert report["rows_in"] == report["rows_valid"] + report["rows_quarantined"]
+
+
+def test_a_malformed_json_line_is_quarantined_and_the_rest_validated(lake_env: Lake) -> None:
+    # given a scraper part whose second line was cut off
+    lines = [json.dumps(r) for r in cars(1, 3)]
+    lines[1] = lines[1][:20]
+    body = gzip.compress(("\n".join(lines) + "\n").encode())
+    key = RUN_PREFIX + "part-00000.jsonl.gz"
+    # when the validate function handles it
+    result = lake_env.invoke(lake_env.upload(key, body))
+    # then the other lines are validated and the run counts the bad line as quarantined
+    assert (result["rows_in"], result["rows_valid"], result["rows_quarantined"]) == (3, 2, 1)
+    [line] = lake_env.quarantined_rows().to_dict("records")
+    assert (line["failed_rules"], line["line_number"]) == ("bad_line", 2)
+    assert line["line_reason"].startswith("not JSON")
+    counts = lake_env.ledger_item(RUN)["part_counts"][key]
+    assert (counts["rows_in"], counts["rows_valid"], counts["rows_quarantined"]) == (3, 2, 1)

@@ -291,3 +291,121 @@ def test_whole_numbers_past_2_62_and_infinities_are_type_errors(contract: Contra
 
     assert result.invalid[FAILED_RULES].tolist() == ["type:year", "type:price"]
     assert result.valid["year"].tolist() == [2015, 2016, 2017, 2018]
+
+
+# ------------------------------------------------------- missing values as people write them
+
+
+@pytest.mark.parametrize("marker", ["NA", "N/A", "#N/A", "NULL", "null", "NaN", "None", " NA "])
+def test_a_missing_value_marker_in_an_optional_column_is_a_null_not_a_type_failure(
+    contract: Contract, marker: str
+) -> None:
+    # given text input where optional columns of every kind hold a missing-value marker
+    records = [
+        *clean(3),
+        car(4, mileage=marker, engine_size=marker, transmission=marker, posted_date=marker),
+    ]
+    # when the frame is checked
+    result = check_frame(frame(*records), contract)
+    # then the row is valid, those cells null, and the markers are counted per column
+    assert result.rows_quarantined == 0
+    row = result.valid.iloc[3]
+    assert row[["mileage", "engine_size", "transmission", "posted_date"]].isna().all()
+    assert result.missing_markers == {
+        "mileage": 1,
+        "transmission": 1,
+        "engine_size": 1,
+        "posted_date": 1,
+    }
+
+
+def test_a_missing_value_marker_in_a_required_column_fails_as_a_null(contract: Contract) -> None:
+    # given "NA" as the make and as the identifier of two rows
+    records = [*clean(4), car(5, make="NA"), car(6, listing_id="N/A")]
+    # when checked
+    result = check_frame(frame(*records), contract)
+    # then each fails as a missing value, not as a type or allowed-value failure
+    assert result.invalid[FAILED_RULES].tolist() == ["not_null:make", "null_key:listing_id"]
+
+
+def test_markers_are_matched_as_written_so_lower_case_none_is_a_value(contract: Contract) -> None:
+    # given "none" (not the marker "None") as a body style
+    result = check_frame(frame(*clean(3), car(4, body="none")), contract)
+    # then it is a value, checked against the allowed list
+    assert result.invalid[FAILED_RULES].tolist() == ["allowed:body"]
+
+
+def test_a_contract_sets_its_own_missing_values_for_the_dataset(contract: Contract) -> None:
+    # given a contract that reads only "-" as missing
+    own = contract.model_copy(update={"missing_values": ["-"]})
+    records = [*clean(3), car(4, mileage="-"), car(5, mileage="NA")]
+    # when checked
+    result = check_frame(frame(*records), own.model_copy(update={"max_invalid_share": 1.0}))
+    # then "-" is a null and "NA" is no longer one
+    assert result.valid["mileage"].isna().tolist() == [False, False, False, True]
+    assert result.invalid[FAILED_RULES].tolist() == ["type:mileage"]
+
+
+def test_a_columns_own_list_overrides_the_dataset_list(contract: Contract) -> None:
+    # given a category where "None" is a real value: its own list leaves it out
+    columns = dict(contract.columns)
+    body = columns["body"]
+    columns["body"] = body.model_copy(
+        update={"allowed": [*(body.allowed or []), "none"], "missing_values": ["?"]}
+    )
+    trims = contract.model_copy(update={"columns": columns})
+    records = [*clean(2), car(3, body="None"), car(4, body="?"), car(5, mileage="None")]
+    # when checked
+    result = check_frame(frame(*records), trims)
+    # then "None" is a body style there, "?" is a null, and other columns keep the default list
+    assert result.rows_quarantined == 0
+    assert result.valid["body"].iloc[2] == "none"
+    assert pd.isna(result.valid["body"].iloc[3])
+    assert pd.isna(result.valid["mileage"].iloc[4])
+
+
+def test_markers_are_not_read_when_missing_values_is_off(contract: Contract) -> None:
+    # given a parquet-like frame whose text "NA" is a literal value
+    result = check_frame(
+        frame(*clean(3), car(4, transmission="NA")), contract, missing_values=False
+    )
+    # then "NA" is checked as a value
+    assert result.invalid[FAILED_RULES].tolist() == ["allowed:transmission"]
+
+
+# ---------------------------------------------------------------- bad lines
+
+
+def test_bad_lines_are_quarantined_rows_and_counts_reconcile_line_for_line(
+    contract: Contract,
+) -> None:
+    from mlops.validation.checks import BAD_LINE_RULE
+    from mlops.validation.readers import BadLine
+
+    # given four good records and two lines the reader could not read
+    bad = [BadLine(3, "12 fields, expected 11", "L1,a,b"), BadLine(7, "not JSON", "{")]
+    # when checked together
+    result = check_frame(frame(*clean(4)), contract, bad_lines=bad)
+    # then each bad line is one quarantined row with its number and reason
+    assert (result.rows_in, result.rows_valid, result.rows_quarantined) == (6, 4, 2)
+    assert result.rule_failures == {BAD_LINE_RULE: 2}
+    lines = result.invalid
+    assert lines[FAILED_RULES].tolist() == [BAD_LINE_RULE] * 2
+    assert lines["line_number"].tolist() == [3, 7]
+    assert lines["line_reason"].tolist() == ["12 fields, expected 11", "not JSON"]
+    assert result.summary()["bad_lines"] == [
+        {"line": 3, "reason": "12 fields, expected 11"},
+        {"line": 7, "reason": "not JSON"},
+    ]
+
+
+def test_bad_lines_count_towards_the_invalid_share(contract: Contract) -> None:
+    from mlops.validation.readers import BadLine
+
+    # given one good record and two bad lines (two thirds invalid, over the contract's half)
+    bad = [BadLine(2, "not JSON", "{"), BadLine(3, "not JSON", "[")]
+    # when checked
+    result = check_frame(frame(*clean(1)), contract, bad_lines=bad)
+    # then the object is rejected whole
+    assert result.rejected
+    assert (result.rows_in, result.rows_valid, result.rows_quarantined) == (3, 0, 3)

@@ -48,7 +48,11 @@ class UnsupportedFormat(UnreadableObject):
 
 @dataclass(frozen=True)
 class BadLine:
-    """One line of a text object that could not be read as a record."""
+    """One line of a text object that could not be read as a record.
+
+    ``line`` is 1-based and counts the header. For JSON lines it is the physical line; for
+    CSV it is the record's number, the same unless a quoted value before it spans lines.
+    """
 
     line: int
     reason: str

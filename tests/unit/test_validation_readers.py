@@ -1,0 +1,129 @@
+"""Reading raw objects: which names are read, and lines that cannot be read as records."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlops.validation.readers import (
+    BadLine,
+    UnreadableObject,
+    UnsupportedFormat,
+    format_of_key,
+    read_object,
+)
+
+CSV = b"id,make,year\nL1,toyota,2015\nL2,ford,2016\n"
+JSONL = b'{"id": "L1", "make": "toyota"}\n{"id": "L2", "make": "ford"}\n'
+
+
+@pytest.mark.parametrize(
+    ("key", "fmt"),
+    [
+        ("ds/cars.csv", "csv"),
+        ("ds/CARS.CSV", "csv"),
+        ("ds/cars.csv.gz", "csv.gz"),
+        ("ds/cars.CSV.GZ", "csv.gz"),
+        ("ds/cars.jsonl", "jsonl"),
+        ("ds/cars.JSONL.gz", "jsonl.gz"),
+        ("ds/cars.Parquet", "parquet"),
+    ],
+)
+def test_a_supported_extension_is_recognised_in_any_case(key: str, fmt: str) -> None:
+    assert format_of_key(key) == fmt
+
+
+@pytest.mark.parametrize("key", ["ds/cars.txt", "ds/cars.xlsx", "ds/cars.csv.bak", "ds/"])
+def test_an_unsupported_name_is_refused_with_the_formats_that_are_read(key: str) -> None:
+    with pytest.raises(UnsupportedFormat, match=r"unsupported format.*csv\.gz"):
+        read_object(b"anything", key)
+
+
+@pytest.mark.parametrize(
+    ("key", "body"),
+    [
+        ("ds/a.csv", CSV),
+        ("ds/a.csv.gz", gzip.compress(CSV)),
+        ("ds/a.jsonl", JSONL),
+        ("ds/a.jsonl.gz", gzip.compress(JSONL)),
+    ],
+)
+def test_each_text_format_reads_its_records_as_text(key: str, body: bytes) -> None:
+    read = read_object(body, key)
+
+    assert read.frame["make"].tolist() == ["toyota", "ford"]
+    assert read.bad_lines == []
+    assert read.text_format
+
+
+def test_a_ragged_csv_line_is_left_out_with_its_line_number_and_field_count() -> None:
+    # given a CSV with one line short of a field and one with a field too many
+    body = b"id,make,year\nL1,toyota,2015\nL2,ford\nL3,kia,2017,extra\nL4,audi,2018\n"
+    # when read
+    read = read_object(body, "ds/ragged.csv")
+    # then the good lines are read and each bad one says where and why
+    assert read.frame["id"].tolist() == ["L1", "L4"]
+    assert read.bad_lines == [
+        BadLine(3, "2 fields, expected 3", "L2,ford"),
+        BadLine(4, "4 fields, expected 3", "L3,kia,2017,extra"),
+    ]
+
+
+def test_a_csv_line_number_counts_records_so_a_value_spanning_lines_counts_once() -> None:
+    # given a quoted value spanning two lines before a short line
+    body = b'id,make,year\n"L1","toy\nota",2015\nL2,ford\n'
+    # when read
+    read = read_object(body, "ds/multiline.csv")
+    # then the quoted newline is kept, and the bad line is numbered as the third record
+    assert read.frame["make"].tolist() == ["toy\nota"]
+    assert [b.line for b in read.bad_lines] == [3]
+
+
+def test_a_quoted_comma_is_one_field_not_a_ragged_line() -> None:
+    read = read_object(b'id,make,year\nL1,toyota,"2,015"\n', "ds/q.csv")
+
+    assert (read.frame["year"].tolist(), read.bad_lines) == (["2,015"], [])
+
+
+def test_a_malformed_json_line_is_left_out_with_its_line_number_and_reason() -> None:
+    # given JSON lines with a cut-off line and a line that is JSON but not an object
+    body = b'{"id": "L1"}\n{"id": "L2", "ma\n[1, 2]\n\n{"id": "L5"}\n'
+    # when read
+    read = read_object(body, "ds/broken.jsonl")
+    # then the good lines are read and each bad one says where and why
+    assert read.frame["id"].tolist() == ["L1", "L5"]
+    assert [(b.line, b.reason.split(":")[0]) for b in read.bad_lines] == [
+        (2, "not JSON"),
+        (3, "not a JSON object but list"),
+    ]
+
+
+def test_json_lines_where_no_line_is_an_object_are_unreadable() -> None:
+    with pytest.raises(UnreadableObject, match="no line is a JSON object"):
+        read_object(b"not json\n[1]\n", "ds/junk.jsonl")
+
+
+def test_a_nested_parquet_column_is_read_as_json_text() -> None:
+    # given a parquet file with a list column and a struct column
+    table = pa.table(
+        {
+            "id": ["L1", "L2"],
+            "tags": [["a", "b"], None],
+            "spec": [{"doors": 5}, {"doors": 3}],
+        }
+    )
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    # when read
+    read = read_object(buffer.getvalue(), "ds/nested.parquet")
+    # then each nested value is its JSON text, and parquet is not a text format
+    assert read.frame["tags"].tolist()[0] == json.dumps(["a", "b"])
+    assert pd.isna(read.frame["tags"].iloc[1])
+    assert [json.loads(v) for v in read.frame["spec"]] == [{"doors": 5}, {"doors": 3}]
+    assert not read.text_format
