@@ -185,3 +185,15 @@ def test_a_columns_missing_values_replace_the_datasets_for_that_column_only(
     # then markers are trimmed, the column's list wins there and the dataset's elsewhere
     assert contract.missing_values_of("mileage") == {"NA", "-"}
     assert contract.missing_values_of("body") == frozenset()
+
+
+def test_an_unquoted_null_among_missing_values_is_an_error_saying_to_quote_it(
+    tmp_path: Path,
+) -> None:
+    # given a contract file listing NULL bare, which YAML reads as no value
+    path = tmp_path / "used_cars.yaml"
+    text = re.sub(r"(?m)^missing_values: .*$", "missing_values: [NA, NULL]", USED_CARS.read_text())
+    path.write_text(text)
+    # when it is loaded, then the error names the field and says to quote it
+    with pytest.raises(ContractError, match=r"missing_values: quote NULL"):
+        Contract.from_file(path)

@@ -80,6 +80,11 @@ class ColumnSpec(_Strict):
     fill_value: str | int | float | bool | None = None
     description: str = ""
 
+    @field_validator("missing_values", mode="before")
+    @classmethod
+    def _quoted(cls, values: Any) -> Any:
+        return _unquoted_null(values)
+
     @field_validator("missing_values")
     @classmethod
     def _trimmed(cls, values: list[str] | None) -> list[str] | None:
@@ -160,6 +165,11 @@ class Contract(_Strict):
     acceptance: dict[str, Bounds] = Field(default_factory=dict)
     missing_values: list[str] = Field(default_factory=lambda: list(DEFAULT_MISSING_VALUES))
 
+    @field_validator("missing_values", mode="before")
+    @classmethod
+    def _quoted(cls, values: Any) -> Any:
+        return _unquoted_null(values)
+
     @field_validator("missing_values")
     @classmethod
     def _trimmed(cls, values: list[str]) -> list[str]:
@@ -233,6 +243,13 @@ class Contract(_Strict):
     def from_file(cls, path: str | Path) -> Contract:
         path = Path(path)
         return cls.from_yaml(path.read_text(encoding="utf-8"), source=path.name)
+
+
+def _unquoted_null(values: Any) -> Any:
+    if isinstance(values, list) and any(v is None for v in values):
+        # YAML reads a bare NULL, null or ~ as "no value", not as the text.
+        raise ValueError('quote NULL and null in YAML (an unquoted one reads as no value): "NULL"')
+    return values
 
 
 def _markers(values: list[str]) -> list[str]:
