@@ -284,7 +284,8 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
             self._error(
                 424,
                 "ModelError",
-                f'Received server error ({status}) from primary with message "{text}".',
+                f"Received {'client' if status < 500 else 'server'} error ({status}) from "
+                f'primary with message "{text}".',
                 OriginalStatusCode=status,
                 OriginalMessage=text,
             )
@@ -647,16 +648,21 @@ def _serve(model_dir: str, code_dir: str, program: str) -> None:
             return module.predict_fn(data, model)
         return model.predict(data)
 
-    def output_fn(prediction: Any, accept: str) -> tuple[bytes, str]:
+    def output_fn(prediction: Any, accept: str) -> tuple[int, bytes, str]:
         if hasattr(module, "output_fn"):
             result = module.output_fn(prediction, accept)
         else:
             listed = prediction.tolist() if hasattr(prediction, "tolist") else prediction
             result = json.dumps(listed)
         content_type = accept if accept and accept != "*/*" else "application/json"
+        if hasattr(result, "status_code") and hasattr(result, "get_data"):
+            # A response object (the container's Flask worker.Response): its status and body
+            # go to the caller as they are, as the container's server sends them.
+            return int(result.status_code), bytes(result.get_data()), str(result.mimetype)
         if isinstance(result, tuple) and len(result) == 2:
             result, content_type = result
-        return (result.encode() if isinstance(result, str) else bytes(result)), content_type
+        body = result.encode() if isinstance(result, str) else bytes(result)
+        return 200, body, content_type
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -683,14 +689,16 @@ def _serve(model_dir: str, code_dir: str, program: str) -> None:
             content_type = self.headers.get("Content-Type") or "application/json"
             accept = self.headers.get("Accept") or "application/json"
             try:
-                answer, answer_type = output_fn(predict_fn(input_fn(body, content_type)), accept)
+                status, answer, answer_type = output_fn(
+                    predict_fn(input_fn(body, content_type)), accept
+                )
             except Exception as error:  # the model's error goes back to the caller as a 500
                 import traceback
 
                 traceback.print_exc()
                 self._send(500, f"{type(error).__name__}: {error}".encode(), "text/plain")
                 return
-            self._send(200, answer, answer_type)
+            self._send(status, answer, answer_type)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

@@ -29,7 +29,14 @@ def predict_fn(data, model):
     {predict}
     return [model["intercept"] + model["slope"] * row["x"] for row in data]
 
+class Answer:  # shaped like the container's worker.Response (Flask): a body with a status
+    status_code, mimetype = 400, "application/json"
+
+    def get_data(self):
+        return b'{{"message": "x must be at most 10"}}'
+
 def output_fn(prediction, accept):
+    {output}
     return json.dumps({{"predictions": prediction}}), "application/json"
 """
 
@@ -69,6 +76,7 @@ def artifact(slope: float, broken: str | None = None) -> bytes:
     code = INFERENCE.format(
         load='raise RuntimeError("corrupt artifact")' if broken == "load" else "pass",
         predict='raise ValueError("bad input")' if broken == "predict" else "pass",
+        output="return Answer()" if broken == "refuse" else "pass",
     )
     files = {
         "model.json": json.dumps({"intercept": 1.0, "slope": slope}).encode(),
@@ -169,6 +177,18 @@ def test_a_model_error_comes_back_as_model_error_with_the_original_status(cloud)
     assert error.value.response["Error"]["Code"] == "ModelError"
     assert error.value.response["OriginalStatusCode"] == 500
     assert "bad input" in error.value.response["OriginalMessage"]
+
+
+def test_a_client_error_answered_by_the_model_keeps_its_4xx_status_in_the_model_error(
+    cloud,
+) -> None:
+    serve(cloud, "ep", slope=2.0, broken="refuse")
+    with pytest.raises(ClientError) as error:
+        invoke(cloud, "ep", [{"x": 11}])
+    assert error.value.response["Error"]["Code"] == "ModelError"
+    assert error.value.response["OriginalStatusCode"] == 400
+    assert "Received client error (400)" in error.value.response["Error"]["Message"]
+    assert json.loads(error.value.response["OriginalMessage"])["message"] == "x must be at most 10"
 
 
 def test_a_model_that_cannot_load_fails_the_endpoint_with_its_reason(cloud) -> None:

@@ -82,14 +82,33 @@ def test_csv_with_a_header_row_is_parsed_by_column_name() -> None:
     assert frame.loc[0, "year"] == 2004
 
 
-def test_an_unsupported_content_type_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="unsupported content type 'application/xml'"):
-        inference.input_fn(b"<car/>", "application/xml")
+def answer(result: object) -> tuple[int, dict]:
+    """The status and JSON body ``output_fn`` gives for a result (200 for a plain body)."""
+    out = inference.output_fn(result, "application/json")
+    if isinstance(out, str):
+        return 200, json.loads(out)
+    return out.status_code, json.loads(out.get_data())
 
 
-def test_invalid_json_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="not valid JSON"):
-        inference.input_fn(b"{not json", "application/json")
+def test_an_unsupported_content_type_is_a_415_naming_it() -> None:
+    status, body = answer(inference.input_fn(b"<car/>", "application/xml"))
+
+    assert status == 415
+    assert "unsupported content type 'application/xml'" in body["message"]
+
+
+def test_invalid_json_is_a_400_saying_so() -> None:
+    status, body = answer(inference.input_fn(b"{not json", "application/json"))
+
+    assert status == 400
+    assert "not valid JSON" in body["message"]
+
+
+def test_json_nested_too_deep_to_decode_is_a_400() -> None:
+    status, body = answer(inference.input_fn("[" * 100_000 + "]" * 100_000, "application/json"))
+
+    assert status == 400
+    assert "nested too deeply" in body["message"]
 
 
 def test_predictions_follow_the_learnt_price_rule(model: dict) -> None:
@@ -113,13 +132,91 @@ def test_messy_spellings_are_cleaned_by_the_shipped_contract(model: dict) -> Non
     assert messy["predictions"] == pytest.approx(canonical["predictions"])
 
 
-def test_a_record_missing_a_required_column_is_a_clear_error(model: dict) -> None:
+def test_a_record_missing_a_required_column_is_a_400_naming_it(model: dict) -> None:
     data = inference.input_fn(
         json.dumps({k: v for k, v in RECORD.items() if k != "year"}), "application/json"
     )
 
-    with pytest.raises(ValueError, match=r"lacks required columns.*year"):
-        inference.predict_fn(data, model)
+    status, body = answer(inference.predict_fn(data, model))
+
+    assert status == 400
+    assert "lacks required columns" in body["message"] and "year" in body["message"]
+
+
+def predicted(model: dict, *records: dict) -> tuple[int, dict]:
+    return answer(inference.predict_fn(inference.input_fn(json.dumps(list(records)), JSON), model))
+
+
+JSON = "application/json"
+
+
+def test_a_year_below_the_contract_minimum_is_a_400_not_a_price(model: dict) -> None:
+    status, body = predicted(model, RECORD | {"year": 1800})
+
+    assert status == 400
+    assert "predictions" not in body
+    ((error),) = body["errors"]
+    assert (error["row"], error["field"]) == (0, "year")
+    assert "from" in error["message"]  # names the contract's range
+
+
+def test_a_fuel_outside_the_contract_options_is_a_400_listing_them(
+    model: dict, model_dir: Path
+) -> None:
+    status, body = predicted(model, RECORD | {"fuel": "plutonium"})
+
+    assert status == 400
+    ((error),) = body["errors"]
+    assert (error["row"], error["field"]) == (0, "fuel")
+    assert error["message"].startswith("must be one of: ") and "petrol" in error["message"]
+
+
+def test_every_refused_value_of_every_row_is_listed(model: dict) -> None:
+    status, body = predicted(
+        model, RECORD, OLD | {"year": 1800, "fuel": "plutonium", "mileage": "lots"}
+    )
+
+    assert status == 400
+    assert {(e["row"], e["field"]) for e in body["errors"]} == {
+        (1, "year"),
+        (1, "fuel"),
+        (1, "mileage"),
+    }
+
+
+def test_a_required_feature_sent_empty_is_a_400(model: dict) -> None:
+    status, body = predicted(model, RECORD | {"make": None})
+
+    assert status == 400
+    assert body["errors"] == [{"row": 0, "field": "make", "message": "is required"}]
+
+
+def test_contract_spellings_and_aliases_are_not_refused(model: dict) -> None:
+    status, body = predicted(model, RECORD | {"make": " bmw ", "fuel": "PETROL"})
+
+    assert status == 200
+    assert len(body["predictions"]) == 1
+
+
+def test_inside_the_container_a_refusal_is_its_worker_response_with_the_status(
+    model: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[dict] = []
+
+    class WorkerResponse:  # the signature of sagemaker_containers' worker.Response
+        def __init__(self, response: str, status: int, mimetype: str) -> None:
+            made.append({"response": response, "status": status, "mimetype": mimetype})
+
+    monkeypatch.setattr(inference, "_ContainerResponse", WorkerResponse)
+
+    inference.output_fn(
+        inference.predict_fn(inference.input_fn(json.dumps(RECORD | {"year": 1800}), JSON), model),
+        JSON,
+    )
+
+    ((response),) = made
+    assert response["status"] == 400 and response["mimetype"] == JSON
+    assert json.loads(response["response"])["errors"][0]["field"] == "year"
 
 
 def test_output_is_json_with_predictions_and_the_model_identity(model: dict) -> None:
@@ -133,9 +230,11 @@ def test_output_is_json_with_predictions_and_the_model_identity(model: dict) -> 
     assert set(body["model"]) == {"dataset", "contract_version", "trained_at", "run_id"}
 
 
-def test_an_unsupported_accept_type_is_a_clear_error(model: dict) -> None:
-    with pytest.raises(ValueError, match="unsupported accept type"):
-        inference.output_fn({"predictions": []}, "text/html")
+def test_an_unsupported_accept_type_is_a_406_naming_it(model: dict) -> None:
+    out = inference.output_fn({"predictions": []}, "text/html")
+
+    assert out.status_code == 406
+    assert "unsupported accept type" in json.loads(out.get_data())["message"]
 
 
 def test_the_shipped_code_directory_serves_without_the_repository(

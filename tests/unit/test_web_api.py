@@ -676,3 +676,32 @@ def test_the_page_policy_runs_its_own_inline_script_and_style_and_nothing_else(
 
 def sha256_b64(text: str) -> str:
     return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+def model_refuses_year(rows: list[dict[str, Any]]) -> tuple[int, bytes]:
+    """The runtime's ModelError for a model container that answered 400 with field errors."""
+    refusal = {
+        "message": "some values do not satisfy the model's contract",
+        "errors": [{"row": 0, "field": "year", "message": "must be a whole number from 1995"}],
+    }
+    error = {
+        "__type": "ModelError",
+        "Message": f"Received client error (400) from primary with message {refusal}",
+        "OriginalStatusCode": 400,
+        "OriginalMessage": json.dumps(refusal),
+    }
+    return 424, json.dumps(error).encode()
+
+
+def test_a_model_that_refuses_the_rows_with_a_4xx_is_a_422_with_its_field_errors(
+    web: Any, runtime: FakeRuntime, event: Any
+) -> None:
+    deploy_model()
+    runtime.answer = model_refuses_year
+
+    response = web(event("http_post_predictions.json"))
+
+    assert response["statusCode"] == 422
+    assert body_of(response)["errors"] == [
+        {"row": 0, "field": "year", "message": "must be a whole number from 1995"}
+    ]

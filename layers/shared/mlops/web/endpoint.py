@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
 from mlops.clients import client
+from mlops.web.fields import FieldError, RowsRejected
 
 # Endpoint status is re-read this often; a deploy switches versions within this window.
 _STATUS_TTL_SECONDS = 10.0
@@ -171,6 +172,8 @@ def invoke(name: str, rows: list[dict[str, Any]]) -> Prediction:
         raw = response["Body"].read()
     except ClientError as exc:
         code = _error_code(exc)
+        if code == "ModelError" and 400 <= _original_status(exc) < 500:
+            raise _refusal(exc) from exc
         if code == "ModelError":
             raise MalformedModelAnswer(f"the model failed on this request: {exc}") from exc
         if code in _UNAVAILABLE_CODES:
@@ -180,6 +183,43 @@ def invoke(name: str, rows: list[dict[str, Any]]) -> Prediction:
         # Connection refused, timeouts, closed connections: the endpoint is not reachable.
         raise EndpointUnavailable(f"endpoint {name} cannot be reached: {exc}") from exc
     return parse_answer(raw, expected=len(rows))
+
+
+def _original_status(exc: ClientError) -> int:
+    """The status the model container answered (a ModelError's ``OriginalStatusCode``)."""
+    value = exc.response.get(
+        "OriginalStatusCode", exc.response.get("Error", {}).get("OriginalStatusCode")
+    )
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _refusal(exc: ClientError) -> RowsRejected:
+    """The model's own client error (its contract refused the rows) as a 422's field errors."""
+    message = exc.response.get("OriginalMessage") or exc.response.get("Error", {}).get(
+        "OriginalMessage", ""
+    )
+    try:
+        body = json.loads(message)
+    except (TypeError, ValueError):
+        body = {}
+    errors = []
+    for error in (body.get("errors") if isinstance(body, dict) else None) or []:
+        if isinstance(error, dict) and error.get("message"):
+            row, field = error.get("row"), error.get("field")
+            errors.append(
+                FieldError(
+                    row=row if isinstance(row, int) else None,
+                    field=str(field) if field is not None else None,
+                    message=str(error["message"]),
+                )
+            )
+    reason = body.get("message") if isinstance(body, dict) else None
+    return RowsRejected(
+        errors or [FieldError(message=f"the model refused the rows: {reason or message}")]
+    )
 
 
 def parse_answer(raw: bytes, expected: int) -> Prediction:
