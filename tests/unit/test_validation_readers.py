@@ -127,3 +127,15 @@ def test_a_nested_parquet_column_is_read_as_json_text() -> None:
     assert pd.isna(read.frame["tags"].iloc[1])
     assert [json.loads(v) for v in read.frame["spec"]] == [{"doors": 5}, {"doors": 3}]
     assert not read.text_format
+
+
+def test_past_the_first_bad_lines_a_bad_line_keeps_its_number_and_reason_not_its_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given an object with more bad lines than keep their text
+    monkeypatch.setattr("mlops.validation.readers.KEPT_LINE_TEXTS", 1)
+    body = b'{"id": "L1"}\n{bad\n{worse\n'
+    # when read
+    read = read_object(body, "ds/many.jsonl")
+    # then every bad line is reported, the text only for the first
+    assert [(b.line, b.text) for b in read.bad_lines] == [(2, "{bad"), (3, "")]

@@ -34,8 +34,10 @@ FORMATS = {
     ".csv": "csv",
     ".parquet": "parquet",
 }
-# A bad line's text is kept in quarantine up to this many characters.
+# A bad line's text is kept in quarantine up to this many characters, for the first this many
+# bad lines of an object (every bad line is still counted and quarantined with its reason).
 MAX_LINE_TEXT = 2000
+KEPT_LINE_TEXTS = 1000
 
 
 class UnreadableObject(ValueError):
@@ -147,7 +149,9 @@ def _jsonl(text: bytes) -> tuple[pd.DataFrame, list[BadLine]]:
                 good.append(line)
                 continue
             reason = f"not a JSON object but {type(record).__name__}"
-        bad.append(BadLine(number, reason, line.decode("utf-8", "replace")[:MAX_LINE_TEXT]))
+        kept = len(bad) < KEPT_LINE_TEXTS
+        text = line[: 4 * MAX_LINE_TEXT].decode("utf-8", "replace")[:MAX_LINE_TEXT] if kept else ""
+        bad.append(BadLine(number, reason, text))
     if not good:
         first = bad[0] if bad else None
         raise UnreadableObject(
@@ -201,7 +205,7 @@ def _csv(body: bytes) -> tuple[pd.DataFrame, list[BadLine]]:
                 BadLine(
                     row.number or 0,
                     f"{row.actual_columns} fields, expected {row.expected_columns}",
-                    row.text[:MAX_LINE_TEXT],
+                    row.text[:MAX_LINE_TEXT] if len(bad) < KEPT_LINE_TEXTS else "",
                 )
             )
             return "skip"
