@@ -204,7 +204,8 @@ def _csv(body: bytes) -> tuple[pd.DataFrame, list[BadLine]]:
             bad.append(
                 BadLine(
                     row.number or 0,
-                    f"{row.actual_columns} fields, expected {row.expected_columns}",
+                    f"{row.actual_columns} field{'s' * (row.actual_columns != 1)}, "
+                    f"expected {row.expected_columns}",
                     row.text[:MAX_LINE_TEXT] if len(bad) < KEPT_LINE_TEXTS else "",
                 )
             )
