@@ -705,3 +705,19 @@ def test_a_model_that_refuses_the_rows_with_a_4xx_is_a_422_with_its_field_errors
     assert body_of(response)["errors"] == [
         {"row": 0, "field": "year", "message": "must be a whole number from 1995"}
     ]
+
+
+def test_the_docs_policy_runs_only_their_own_scripts_and_lets_swagger_style_its_elements(
+    web: Any, event: Any
+) -> None:
+    response = web(get(event, "/docs"))
+
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in response["headers"]["Content-Security-Policy"].split(";")
+    )
+    scripts = html.fromstring(response["body"]).xpath("//script/text()")
+    assert policy["script-src"].split() == [f"'sha256-{sha256_b64(s)}'" for s in scripts]
+    # 'unsafe-inline' is ignored beside a hash, and Swagger UI sets style attributes.
+    assert policy["style-src"] == "'unsafe-inline'"
+    assert policy["frame-ancestors"] == "'none'"

@@ -79,10 +79,10 @@ def _csp_for(html: str, *, inline_style_attributes: bool = False) -> str:
             continue  # data, never executed
         digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode()
         hashes[tag.lower()].append(f"'sha256-{digest}'")
-    if inline_style_attributes:
-        hashes["style"].append("'unsafe-inline'")
     scripts = " ".join(hashes["script"]) or "'none'"
     styles = " ".join(hashes["style"]) or "'none'"
+    if inline_style_attributes:  # browsers ignore 'unsafe-inline' beside a hash: no hashes then
+        styles = "'unsafe-inline'"
     return "; ".join(
         [
             "default-src 'none'",
