@@ -841,3 +841,20 @@ def test_a_malformed_json_line_is_quarantined_and_the_rest_validated(lake_env: L
     assert line["line_reason"].startswith("not JSON")
     counts = lake_env.ledger_item(RUN)["part_counts"][key]
     assert (counts["rows_in"], counts["rows_valid"], counts["rows_quarantined"]) == (3, 2, 1)
+
+
+def test_data_the_checks_cannot_handle_is_rejected_with_the_error_not_dead_lettered(
+    lake_env: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given checks that fail on some data they did not foresee
+    def unforeseen(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError("unhashable type: 'dict'")
+
+    monkeypatch.setattr("mlops.validation.checks.check_frame", unforeseen)
+    event = lake_env.upload("used_cars/odd.jsonl.gz", GOOD)
+    # when the validate function handles the object
+    result = lake_env.invoke(event)
+    # then it is recorded unreadable with the error as its reason, not raised
+    assert result["outcome"] == "unreadable"
+    assert result["reason"] == "could not be validated: TypeError: unhashable type: 'dict'"
+    assert lake_env.ledger_item(result["run_id"])["failed_objects"] == {"used_cars/odd.jsonl.gz"}

@@ -270,21 +270,33 @@ def _read(obj: RawObject) -> bytes | None:
 def _validate_data(
     obj: RawObject, body: bytes, dataset: str, run_id: str, ingest_date: str, contract: Contract
 ) -> ObjectResult:
+    import pyarrow as pa
+
     from mlops.validation.checks import check_frame, expected_columns
 
-    read = read_object(body, obj.key)
-    found = sorted(map(str, read.frame.columns))
-    if not set(found) & expected_columns(contract):
-        raise UnreadableObject(f"none of the contract's columns in {found}")
-    if read.bad_lines:
-        logger.warning(
-            "bad lines quarantined",
-            extra={"bad_lines": len(read.bad_lines), "first": read.bad_lines[0].line},
+    try:
+        read = read_object(body, obj.key)
+        found = sorted(map(str, read.frame.columns))
+        if not set(found) & expected_columns(contract):
+            raise UnreadableObject(f"none of the contract's columns in {found}")
+        if read.bad_lines:
+            logger.warning(
+                "bad lines quarantined",
+                extra={"bad_lines": len(read.bad_lines), "first": read.bad_lines[0].line},
+            )
+        result = check_frame(
+            read.frame, contract, bad_lines=read.bad_lines, missing_values=read.text_format
         )
-
-    result = check_frame(
-        read.frame, contract, bad_lines=read.bad_lines, missing_values=read.text_format
-    )
+    except UnreadableObject:
+        raise
+    except (TypeError, ValueError, ArithmeticError, pa.ArrowException) as exc:
+        # Data this code did not foresee (a type it cannot compare, say) is the object's
+        # problem, not a transient one: rejected with the error as its reason, never a retry
+        # loop into the dead-letter queue. AWS errors come later and still raise.
+        logger.exception("object could not be validated")
+        raise UnreadableObject(
+            f"could not be validated: {type(exc).__name__}: {exc}"[:1000]
+        ) from exc
     settings = get_settings()
     _write_rows(obj, result, dataset, run_id, ingest_date, contract, settings)
     outcome: Outcome = "rejected" if result.rejected else "validated"
