@@ -60,7 +60,9 @@ def with_property(logical_id: str, name: str, value: Any) -> Edit:
 
 @pytest.fixture
 def light_cloud() -> Iterator[LocalCloud]:
-    with LocalCloud(parameters=FAST, executors=[], http_api=False, publish=False) as cloud:
+    with LocalCloud(
+        strict=True, parameters=FAST, executors=[], http_api=False, publish=False
+    ) as cloud:
         yield cloud
 
 
@@ -80,7 +82,9 @@ def test_a_run_stops_with_access_denied_at_the_handler_missing_a_grant(
 
     text = template_with(without_grant(function, action, resource_hint))
     with (
-        LocalCloud(parameters=FAST, executors=[], http_api=False, template_text=text) as cloud,
+        LocalCloud(
+            strict=True, parameters=FAST, executors=[], http_api=False, template_text=text
+        ) as cloud,
         demosite.serve(listings=60) as site,
     ):
         view = LedgerView(cloud.client("dynamodb"), cloud.resources["RunLedgerTable"])
@@ -143,7 +147,9 @@ def test_a_handler_past_its_timeout_is_stopped_and_its_event_dead_lettered() -> 
 
     text = template_with(with_property("ScrapeFunction", "Timeout", 1))
     with (
-        LocalCloud(parameters=FAST, executors=[], http_api=False, template_text=text) as cloud,
+        LocalCloud(
+            strict=True, parameters=FAST, executors=[], http_api=False, template_text=text
+        ) as cloud,
         demosite.serve(listings=3000) as site,
     ):
         started = time.monotonic()
@@ -168,7 +174,7 @@ def test_a_glue_run_beyond_max_concurrent_runs_is_refused() -> None:
     text = template_with(one_run_at_a_time)
     executors = ["localcloud.executors.glue:GlueExecutor"]
     with LocalCloud(
-        parameters=FAST, executors=executors, http_api=False, template_text=text
+        strict=True, parameters=FAST, executors=executors, http_api=False, template_text=text
     ) as cloud:
         glue, job = cloud.client("glue"), cloud.resources["PreparationJob"]
         glue.start_job_run(JobName=job, Arguments={"--run_id": "first"})
@@ -221,7 +227,12 @@ def _deliver_without_permission(cloud: LocalCloud) -> Any:
 
 def _cloud_without_permission(text: str | None = None) -> LocalCloud:
     cloud = LocalCloud(
-        parameters=FAST, executors=[], http_api=False, publish=False, template_text=text
+        strict=True,
+        parameters=FAST,
+        executors=[],
+        http_api=False,
+        publish=False,
+        template_text=text,
     )
     _no_invoke_permission(cloud, "StartTrainingFunction")
     return cloud
@@ -273,7 +284,12 @@ def test_an_alarm_cannot_notify_a_topic_under_the_aws_managed_sns_key() -> None:
     alarm, topic = _alarm_and_topic(yaml_parse((PROJECT_ROOT / "template.yaml").read_text()))
     text = template_with(with_property(topic, "KmsMasterKeyId", "alias/aws/sns"))
     with LocalCloud(
-        parameters=FAST, executors=[], http_api=False, publish=False, template_text=text
+        strict=True,
+        parameters=FAST,
+        executors=[],
+        http_api=False,
+        publish=False,
+        template_text=text,
     ) as cloud:
         notified = cloud.alarm(alarm)
 
