@@ -104,6 +104,15 @@ def test_a_malformed_json_line_is_left_out_with_its_line_number_and_reason() -> 
     ]
 
 
+@pytest.mark.parametrize("line", [b"42", b"null", b'"text"', b"[1, 2]", b"true"])
+def test_a_json_line_that_is_not_an_object_is_a_bad_line(line: bytes) -> None:
+    read = read_object(b'{"id": "L1"}\n' + line + b'\n{"id": "L3"}\n', "ds/values.jsonl")
+
+    assert read.frame["id"].tolist() == ["L1", "L3"]
+    assert [b.line for b in read.bad_lines] == [2]
+    assert read.bad_lines[0].reason.startswith("not a JSON object")
+
+
 def test_json_lines_where_no_line_is_an_object_are_unreadable() -> None:
     with pytest.raises(UnreadableObject, match="no line is a JSON object"):
         read_object(b"not json\n[1]\n", "ds/junk.jsonl")

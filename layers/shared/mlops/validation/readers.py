@@ -132,7 +132,8 @@ def _jsonl(text: bytes) -> tuple[pd.DataFrame, list[BadLine]]:
         raise UnreadableObject("empty object: no records")
     try:
         return _read_json_lines(text), []
-    except ValueError:
+    except (ValueError, TypeError):
+        # pandas raises TypeError for a line that is JSON but not an object (42, null).
         pass
     # Some line is not a JSON object: find which, line by line (the slow path), and read the rest.
     good: list[bytes] = []
@@ -160,7 +161,7 @@ def _jsonl(text: bytes) -> tuple[pd.DataFrame, list[BadLine]]:
         )
     try:
         return _read_json_lines(b"\n".join(good)), bad
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise UnreadableObject(f"not JSON lines: {exc}") from None
 
 
