@@ -234,6 +234,7 @@ def _csv(body: bytes) -> tuple[pd.DataFrame, list[BadLine]]:
             table = read(False, bad)
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise UnreadableObject(f"not CSV: {exc}") from None
+    bad.sort(key=lambda line: line.line)  # threads may report them out of order
     return table.to_pandas(), bad
 
 
