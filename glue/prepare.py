@@ -1,9 +1,12 @@
 """Glue 5.0 job (Spark 3.5, Python 3.11): prepare one validated run for training.
 
 Reads the run's validated rows; cleans them, adds derived features and assigns each row its
-split (key hash) in one pass; keeps the latest copy of each record; fits imputation/scaling/
-vocabularies on the train split with Spark aggregations; and writes curated parquet per split
-plus ``artifacts/`` and ``_manifest.json`` (last, so its presence means the output is complete).
+split (key hash) in one pass; keeps the latest copy of each record; refuses the run when a
+split holds fewer rows than its minimum (the contract's ``min_rows_per_split``); fits
+imputation/scaling/vocabularies on the train split with Spark aggregations; and writes curated
+parquet per split plus ``artifacts/`` and ``_manifest.json`` (last, so its presence means the
+output is complete). A refused run raises ``PreparationFailed`` before anything is written: its
+message is the job run's ErrorMessage, which the ledger records as the prepare stage's reason.
 
 Every row-level step runs ``mlops.ml`` on pandas batches through ``mapInPandas``: the exact
 code the model artifact runs at inference. Nothing collects the data to the driver; only
@@ -272,7 +275,7 @@ def prepare_spark(
     marked.unpersist()
     rows_unique = sum(split_counts.values())
     try:
-        check_splits(split_counts, run_id)
+        check_splits(split_counts, run_id, contract, shares)
     except UnusableData as exc:
         raise PreparationFailed(str(exc)) from exc
 

@@ -172,3 +172,18 @@ def test_a_run_whose_rows_all_lack_a_target_fails_with_the_reason(spark, contrac
 
     with pytest.raises(PreparationFailed, match="no usable rows in run r-no-target"):
         run(spark, args)
+
+
+def test_a_run_too_small_to_fill_its_splits_fails_with_the_reason_before_writing(
+    spark, contract, tmp_path
+):
+    from glue.prepare import PreparationFailed, parse_args, run
+
+    # given a run of 12 validated rows (the case: too few to train and evaluate on)
+    args = parse_args(stage(tmp_path, used_car_rows(12), contract, "r-tiny"))
+
+    # when the job runs, then it fails naming the short split and its minimum
+    with pytest.raises(PreparationFailed, match=r"too few usable rows in run r-tiny .*minimum"):
+        run(spark, args)
+    # and nothing reaches the curated zone, so nothing can be trained on it
+    assert not (tmp_path / "curated").exists()

@@ -14,7 +14,15 @@ from mlops.ml.cleaning import UnusableData, clean, deduplicate
 from mlops.ml.features import add_features
 from mlops.ml.preprocessing import curate, fit_from_stats, statistics_for
 from mlops.ml.profile import profile_from_stats
-from mlops.ml.splitting import DEFAULT_FRACTIONS, SPLITS, assign_splits, identity_columns
+from mlops.ml.splitting import (
+    DEFAULT_FRACTIONS,
+    SPLITS,
+    assign_splits,
+    identity_columns,
+    min_rows_per_split,
+    rows_needed,
+    short_splits,
+)
 
 SPLIT_COLUMN = "split"
 
@@ -36,12 +44,24 @@ def featurise(cleaned: pd.DataFrame, contract: dict[str, Any], shares: Any) -> p
     return featured
 
 
-def check_splits(counts: dict[str, int], run_id: str) -> None:
-    """Every split needs rows: training, early stopping and evaluation each read one."""
-    empty = [s for s in SPLITS if counts.get(s, 0) == 0]
-    if empty:
-        sizes = ", ".join(f"{s}={counts.get(s, 0)}" for s in SPLITS)
-        raise UnusableData(f"too few usable rows in run {run_id} to fill every split ({sizes})")
+def check_splits(
+    counts: dict[str, int],
+    run_id: str,
+    contract: dict[str, Any] | None = None,
+    shares: Any = DEFAULT_FRACTIONS,
+) -> None:
+    """Every split needs its minimum of rows (``splitting.min_rows_per_split``): training,
+    early stopping and evaluation each read one. Raises ``UnusableData`` saying which fell short.
+    """
+    minimums = min_rows_per_split(contract)
+    short = short_splits(counts, minimums)
+    if short:
+        sizes = ", ".join(f"{s}={counts.get(s, 0)} (minimum {minimums[s]})" for s in short)
+        raise UnusableData(
+            f"too few usable rows in run {run_id} to train and evaluate a model: {sizes}; "
+            f"about {rows_needed(minimums, shares)} usable rows are needed at these split "
+            "fractions (the contract's min_rows_per_split sets the minimums)"
+        )
 
 
 def prepare(
@@ -63,7 +83,7 @@ def prepare(
     featured = featurise(cleaned, contract, shares)
     unique = deduplicate(featured, contract)
     counts = {s: int((unique[SPLIT_COLUMN] == s).sum()) for s in SPLITS}
-    check_splits(counts, run_id)
+    check_splits(counts, run_id, contract, shares)
     train = unique[unique[SPLIT_COLUMN] == "train"]
     stats = statistics_for(train, contract)
     artifact = fit_from_stats(stats, contract)

@@ -15,6 +15,18 @@ import pandas as pd
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
+# Fewest rows each split must hold after cleaning and de-duplication, or the run is refused at
+# preparation (nothing is trained or registered). A floor against degenerate runs, not a
+# guarantee of a good model (the acceptance thresholds and the baseline judge that):
+# - train 20: the default min_samples_leaf of the model (HistGradientBoosting), one leaf's
+#   worth: with fewer rows the model is a constant and the imputation, scaling and vocabularies
+#   are fitted on a handful of rows (the issue's case: 2 train rows, a model that could only
+#   be rejected, and a run that looked fine);
+# - validation and test 5: below that, each row is more than a fifth of the sample that early
+#   stopping and the test metrics rest on.
+# Kept low so a small but real dataset still runs: about 34 usable rows at the default
+# fractions. A contract's ``min_rows_per_split`` overrides any of them.
+MIN_ROWS_PER_SPLIT = {"train": 20, "validation": 5, "test": 5}
 _SEPARATOR = "\x1f"
 
 
@@ -79,3 +91,22 @@ def assign_splits(
     """The split name of every row of ``df``."""
     texts = key_text(df, keys)
     return pd.Series([split_of(t, shares) for t in texts.tolist()], index=df.index, dtype=object)
+
+
+def min_rows_per_split(contract: dict[str, Any] | None = None) -> dict[str, int]:
+    """Each split's minimum: the contract's ``min_rows_per_split``, else ``MIN_ROWS_PER_SPLIT``.
+
+    A minimum below 1 counts as 1: training, early stopping and evaluation each read a split.
+    """
+    overrides = (contract or {}).get("min_rows_per_split") or {}
+    return {s: max(1, int(overrides.get(s, MIN_ROWS_PER_SPLIT[s]))) for s in SPLITS}
+
+
+def rows_needed(minimums: dict[str, int], shares: Sequence[float] = DEFAULT_FRACTIONS) -> int:
+    """About how many usable rows fill every split to its minimum at these fractions."""
+    return max(math.ceil(minimums[s] / share) for s, share in zip(SPLITS, shares, strict=True))
+
+
+def short_splits(counts: dict[str, int], minimums: dict[str, int]) -> list[str]:
+    """The splits holding fewer rows than their minimum."""
+    return [s for s in SPLITS if counts.get(s, 0) < minimums[s]]
