@@ -58,7 +58,7 @@ from localcloud.strict.enforce import (
     write_gate_file,
 )
 from localcloud.strict.iam import AuthorizationRequest
-from localcloud.strict.requests import LAMBDA_SYNC_PAYLOAD_LIMIT, check_lambda_payload
+from localcloud.strict.requests import LAMBDA_RESPONSE_PAYLOAD_LIMIT, check_lambda_payload
 from localcloud.template import Template
 
 log = logging.getLogger(__name__)
@@ -590,11 +590,11 @@ class LocalCloud:
         if self.gate is None:
             return
         size = len(json.dumps(result, default=str).encode())
-        if size > LAMBDA_SYNC_PAYLOAD_LIMIT:
+        if size > LAMBDA_RESPONSE_PAYLOAD_LIMIT:
             # Lambda's wording for an over-large synchronous response.
             raise LambdaPayloadTooLarge(
                 f"{spec.logical_id}: Response payload size ({size} bytes) exceeded maximum "
-                f"allowed payload size ({LAMBDA_SYNC_PAYLOAD_LIMIT} bytes)."
+                f"allowed payload size ({LAMBDA_RESPONSE_PAYLOAD_LIMIT} bytes)."
             )
 
     def invoke_async(self, function: str, event: dict[str, Any], rule: Rule | None = None) -> bool:
@@ -717,7 +717,11 @@ class LocalCloud:
                 return None  # an AWS managed key serves any principal of the account via SQS
             if not role_may_use_key(keys, key, self.account_id):
                 return f"the key policy of {key} does not let the account's IAM policies grant it"
-            key_arn = key if key.startswith("arn:") else f"arn:aws:kms:{self.region}:*:key/{key}"
+            key_arn = (
+                key
+                if key.startswith("arn:")
+                else f"arn:aws:kms:{self.region}:{self.account_id}:key/{key}"
+            )
             wanted.append(
                 ("kms", "GenerateDataKey", AuthorizationRequest("kms:GenerateDataKey", key_arn))
             )
