@@ -15,10 +15,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 BUNDLED = Path(__file__).resolve().parent / "contracts"
 _NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
@@ -30,6 +39,22 @@ NUMERIC_TYPES = ("int", "float")
 # How R, spreadsheets and databases write "no value" in a CSV cell or a JSON string. Matched
 # exactly (case counts) after trimming whitespace; a blank cell is always a null.
 DEFAULT_MISSING_VALUES = ("NA", "N/A", "#N/A", "NULL", "null", "NaN", "None")
+
+
+def _unquoted_null(values: Any) -> Any:
+    if isinstance(values, list) and any(v is None for v in values):
+        # YAML reads a bare NULL, null or ~ as "no value", not as the text.
+        raise ValueError('quote NULL and null in YAML (an unquoted one reads as no value): "NULL"')
+    return values
+
+
+def _markers(values: list[str]) -> list[str]:
+    """Missing-value markers as they are compared: trimmed, blanks dropped (always null)."""
+    return list(dict.fromkeys(v.strip() for v in values if v.strip()))
+
+
+# A contract's or a column's missing-value markers, checked and normalised the same way.
+MissingMarkers = Annotated[list[str], BeforeValidator(_unquoted_null), AfterValidator(_markers)]
 
 
 class ContractError(ValueError):
@@ -74,21 +99,11 @@ class ColumnSpec(_Strict):
     aliases: dict[str, str] = Field(default_factory=dict)
     pattern: str | None = None
     max_null_share: float = Field(default=0.0, ge=0.0, le=1.0)
-    missing_values: list[str] | None = None
+    missing_values: MissingMarkers | None = None
     feature: bool = True
     impute: Imputation = "none"
     fill_value: str | int | float | bool | None = None
     description: str = ""
-
-    @field_validator("missing_values", mode="before")
-    @classmethod
-    def _quoted(cls, values: Any) -> Any:
-        return _unquoted_null(values)
-
-    @field_validator("missing_values")
-    @classmethod
-    def _trimmed(cls, values: list[str] | None) -> list[str] | None:
-        return None if values is None else _markers(values)
 
     @field_validator("pattern")
     @classmethod
@@ -163,17 +178,7 @@ class Contract(_Strict):
         default_factory=dict
     )
     acceptance: dict[str, Bounds] = Field(default_factory=dict)
-    missing_values: list[str] = Field(default_factory=lambda: list(DEFAULT_MISSING_VALUES))
-
-    @field_validator("missing_values", mode="before")
-    @classmethod
-    def _quoted(cls, values: Any) -> Any:
-        return _unquoted_null(values)
-
-    @field_validator("missing_values")
-    @classmethod
-    def _trimmed(cls, values: list[str]) -> list[str]:
-        return _markers(values)
+    missing_values: MissingMarkers = Field(default_factory=lambda: list(DEFAULT_MISSING_VALUES))
 
     @field_validator("name")
     @classmethod
@@ -243,18 +248,6 @@ class Contract(_Strict):
     def from_file(cls, path: str | Path) -> Contract:
         path = Path(path)
         return cls.from_yaml(path.read_text(encoding="utf-8"), source=path.name)
-
-
-def _unquoted_null(values: Any) -> Any:
-    if isinstance(values, list) and any(v is None for v in values):
-        # YAML reads a bare NULL, null or ~ as "no value", not as the text.
-        raise ValueError('quote NULL and null in YAML (an unquoted one reads as no value): "NULL"')
-    return values
-
-
-def _markers(values: list[str]) -> list[str]:
-    """Missing-value markers as they are compared: trimmed, blanks dropped (always null)."""
-    return list(dict.fromkeys(v.strip() for v in values if v.strip()))
 
 
 def normalise_label(value: object) -> str:
