@@ -39,7 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     _parameter_option(up)
     run = local.add_parser("run", help="one full pipeline run, then a summary")
     run.add_argument("--data", type=Path, help="a CSV/parquet/jsonl.gz file to run instead")
-    run.add_argument("--contract", type=Path, help="the dataset contract for --data")
+    run.add_argument(
+        "--contract", type=Path, help="the dataset contract for --data (default: drafted)"
+    )
+    _draft_options(run, target_required=False)
     run.add_argument("--listings", type=int, help="demo catalogue size (default 3000)")
     run.add_argument("--approval", choices=["auto", "manual"], default=None)
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -62,9 +65,23 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("version", type=int)
     predict = commands.add_parser("predict", help="a prediction through the served model")
     predict.add_argument("payload", help="JSON object with the model's input fields")
+    contract = commands.add_parser("contract", help="dataset contracts").add_subparsers(
+        dest="contract_command", required=True
+    )
+    init = contract.add_parser("init", help="draft a contract from a data file")
+    init.add_argument("data", type=Path, help="a CSV, jsonl(.gz) or parquet file")
+    _draft_options(init, target_required=True)
+    init.add_argument("-o", "--output", type=Path, help="where to write it (default: stdout)")
     publish = commands.add_parser("publish-code", help="upload Glue/training code (real AWS)")
     publish.add_argument("--stack-name", required=True)
     return parser
+
+
+def _draft_options(command: argparse.ArgumentParser, *, target_required: bool) -> None:
+    note = "" if target_required else " (drafting; default: the last column)"
+    command.add_argument("--target", required=target_required, help=f"the column to predict{note}")
+    command.add_argument("--task", choices=["regression", "classification"])
+    command.add_argument("--name", help="the dataset name (default: from the file name)")
 
 
 def _parameter_option(command: argparse.ArgumentParser) -> None:
@@ -86,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reject": _model_command,
         "predict": _model_command,
         "publish-code": _publish,
+        "contract": _contract_init,
     }
     try:
         if args.command == "local":
@@ -208,9 +226,16 @@ def _run(args: argparse.Namespace) -> int:
     )
     from localcloud.remote import RemoteCloud, live_state
 
-    if bool(args.data) != bool(args.contract):
-        _echo("--data and --contract go together")
+    if args.contract and not args.data:
+        _echo("--contract goes with --data")
         return 2
+    if args.data and not args.data.is_file():
+        _echo(f"mlops local run: no such data file: {args.data}")
+        return 2
+    if args.data and not args.contract:
+        args.contract = _draft_for_run(args)
+        if args.contract is None:
+            return 2
     if args.contract:
         from mlops.contract import Contract, ContractError
 
@@ -219,9 +244,6 @@ def _run(args: argparse.Namespace) -> int:
             Contract.from_file(args.contract)
         except (OSError, ContractError) as exc:
             _echo(f"mlops local run: {exc}")
-            return 2
-        if not args.data.is_file():
-            _echo(f"mlops local run: no such data file: {args.data}")
             return 2
     echo = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else _echo
     with contextlib.ExitStack() as stack, _interrupt_on_signals():
@@ -297,6 +319,71 @@ def _run(args: argparse.Namespace) -> int:
         if not outcome.ok:
             _echo(f"  function logs: {summary['logs']}")
     return outcome.exit_code
+
+
+# ---------------------------------------------------------------------- contract
+def _draft(args: argparse.Namespace, target: str) -> Any:
+    from mlops.contract_draft import DraftError, draft_file
+    from mlops.validation.readers import UnreadableObject
+
+    try:
+        return draft_file(args.data, target=target, task=args.task, name=args.name)
+    except (OSError, DraftError, UnreadableObject) as exc:
+        _echo(f"mlops: cannot draft a contract from {args.data}: {exc}")
+        return None
+
+
+def _warn(draft: Any) -> None:
+    for warning in draft.warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+
+
+def _contract_init(args: argparse.Namespace) -> int:
+    draft = _draft(args, args.target)
+    if draft is None:
+        return 2
+    _warn(draft)
+    if args.output is None:
+        print(draft.text, end="")
+        return 0
+    args.output.write_text(draft.text, encoding="utf-8")
+    _echo(
+        f"Wrote the contract of {draft.contract.name} ({draft.rows:,} rows read) to {args.output}"
+    )
+    return 0
+
+
+def _draft_for_run(args: argparse.Namespace) -> Path | None:
+    """A contract for ``--data`` without ``--contract``: one drafted earlier, else a new draft."""
+    from mlops.contract_draft import dataset_name, read_sample
+
+    name = args.name or dataset_name(args.data)
+    path = args.data.with_name(f"{name}.contract.yaml")
+    if path.is_file():
+        _echo(f"Using the contract drafted earlier: {path} (delete it to draft again)")
+        return path
+    target = args.target
+    if target is None:
+        try:
+            columns = list(read_sample(args.data, max_rows=1)[0].columns)
+        except Exception as exc:  # the draft below reports it properly
+            columns = []
+            _echo(f"mlops: cannot read {args.data}: {exc}")
+        if not columns:
+            return None
+        target = str(columns[-1])
+        _echo(f"No --target given: predicting the last column, {target}")
+    draft = _draft(args, target)
+    if draft is None:
+        return None
+    _warn(draft)
+    try:
+        path.write_text(draft.text, encoding="utf-8")
+    except OSError:
+        path = Path.cwd() / path.name  # a read-only data folder
+        path.write_text(draft.text, encoding="utf-8")
+    _echo(f"Drafted a contract for {args.data.name}: {path} (review it; it is used as written)")
+    return path
 
 
 # ---------------------------------------------------------------------- status
