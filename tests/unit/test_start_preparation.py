@@ -129,12 +129,8 @@ def test_a_dataset_without_a_contract_is_recorded_not_retried(env, event, lambda
     assert "no_such_dataset" in prepare_item()["reason"]
 
 
-def test_too_many_concurrent_runs_raises_for_a_retry_that_then_starts_the_job(
-    env, event, lambda_context
-):
+def test_too_many_concurrent_runs_queue_the_run_instead_of_raising(env, event, lambda_context):
     from moto.moto_api import state_manager
-
-    from mlops.preparation import PreparationThrottled
 
     other = event("run_validated.json")
     other["detail"]["run_id"] = "20261127T070000Z-00000000"
@@ -144,17 +140,14 @@ def test_too_many_concurrent_runs_raises_for_a_retry_that_then_starts_the_job(
     )
     try:
         handler(other, lambda_context)
-        with pytest.raises(PreparationThrottled, match="retried"):
-            handler(event("run_validated.json"), lambda_context)
-        released = [s["stage"] for s in ledger.stages(RUN)]
+        queued = handler(event("run_validated.json"), lambda_context)
     finally:
         state_manager.unset_transition(model_name="glue::job_run")
 
-    retried = handler(event("run_validated.json"), lambda_context)
-
-    assert released == []
-    assert retried["status"] == "STARTED"
-    assert len(job_runs(env)) == 2
+    assert queued["status"] == "QUEUED"
+    assert prepare_item()["status"] == "QUEUED"
+    assert [item.run_id for item in ledger.queued(JOB)] == [RUN]
+    assert len(job_runs(env)) == 1
 
 
 def test_a_claim_without_a_started_job_makes_a_duplicate_retry_later(env, event):

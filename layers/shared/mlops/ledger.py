@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,6 +22,8 @@ class Status(str, Enum):
     FAILED = "FAILED"
     SKIPPED = "SKIPPED"
     PENDING = "PENDING"
+    # Waiting for a resource (a free Glue run slot): recorded with a reason and queued_at.
+    QUEUED = "QUEUED"
 
 
 def _now() -> str:
@@ -218,7 +221,7 @@ def latest_runs(limit: int = 20) -> list[str]:
     while True:
         page = table.scan(**kwargs)
         for item in page["Items"]:
-            if str(item["run_id"]).startswith(LEASE_PREFIX):
+            if str(item["run_id"]).startswith((LEASE_PREFIX, QUEUE_PREFIX)):
                 continue
             started = str(item.get("started_at", ""))
             runs[item["run_id"]] = max(runs.get(item["run_id"], ""), started)
@@ -226,3 +229,153 @@ def latest_runs(limit: int = 20) -> list[str]:
             break
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     return sorted(runs, key=lambda r: runs[r], reverse=True)[:limit]
+
+
+# A queue is a partition of the ledger table keyed ``queue#<name>`` (no run has such an id).
+# Its items' sort keys ``<queued_at>#<run_id>`` make a Query return the queue oldest first.
+QUEUE_PREFIX = "queue#"
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    """One run waiting in a queue, with what is needed to start it later."""
+
+    queue: str
+    position: str
+    run_id: str
+    queued_at: str
+    reason: str
+    payload: dict[str, Any]
+
+    @property
+    def key(self) -> dict[str, str]:
+        return {"run_id": QUEUE_PREFIX + self.queue, "stage": self.position}
+
+    def waited_seconds(self, now: datetime | None = None) -> float:
+        now = now or datetime.now(timezone.utc)
+        return (now - datetime.fromisoformat(self.queued_at)).total_seconds()
+
+
+def mark_queued(run_id: str, stage: str, *, reason: str, **detail: Any) -> str:
+    """Record ``stage`` of ``run_id`` as QUEUED; returns its queued_at, set once only, so a
+    redelivery finds the run's place in its queue unchanged."""
+    item = _table().update_item(
+        Key={"run_id": run_id, "stage": stage},
+        UpdateExpression=(
+            "SET #s = :q, reason = :r, queued_at = if_not_exists(queued_at, :t), "
+            "started_at = if_not_exists(started_at, :t), detail = :d REMOVE ended_at"
+        ),
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={
+            ":q": Status.QUEUED.value,
+            ":r": reason,
+            ":t": _now(),
+            ":d": _to_dynamo(detail),
+        },
+        ReturnValues="ALL_NEW",
+    )["Attributes"]
+    return str(item["queued_at"])
+
+
+def enqueue(
+    queue: str, run_id: str, queued_at: str, payload: dict[str, Any], *, reason: str
+) -> QueuedRun:
+    """Put ``run_id`` in ``queue`` at ``queued_at``; a no-op if it is there already."""
+    queued = QueuedRun(queue, f"{queued_at}#{run_id}", run_id, queued_at, reason, payload)
+    table = _table()
+    with contextlib.suppress(table.meta.client.exceptions.ConditionalCheckFailedException):
+        table.put_item(
+            Item=queued.key
+            | {
+                "queued_run": run_id,
+                "queued_at": queued_at,
+                "reason": reason,
+                "payload": _to_dynamo(payload),
+            },
+            # A redelivered enqueue must not clear a drain's claim on the item.
+            ConditionExpression="attribute_not_exists(run_id)",
+        )
+    return queued
+
+
+def queued(queue: str) -> list[QueuedRun]:
+    """The runs waiting in ``queue``, oldest first."""
+    table = _table()
+    out: list[QueuedRun] = []
+    kwargs: dict[str, Any] = {
+        "KeyConditionExpression": "run_id = :q",
+        "ExpressionAttributeValues": {":q": QUEUE_PREFIX + queue},
+    }
+    while True:
+        page = table.query(**kwargs)
+        for raw in page["Items"]:
+            item = _from_dynamo(raw)
+            out.append(
+                QueuedRun(
+                    queue,
+                    item["stage"],
+                    item["queued_run"],
+                    item["queued_at"],
+                    item.get("reason", ""),
+                    item.get("payload") or {},
+                )
+            )
+        if "LastEvaluatedKey" not in page:
+            return out
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def claim_queued(item: QueuedRun, owner: str, seconds: float, *, now: float | None = None) -> bool:
+    """Take ``item`` for ``seconds`` unless another owner holds an unexpired claim or it is gone.
+
+    A claim, not a delete: a drain that dies before starting the run leaves the item in the
+    queue, and the next drain takes it once the claim has expired.
+    """
+    now = time.time() if now is None else now
+    table = _table()
+    try:
+        table.update_item(
+            Key=item.key,
+            UpdateExpression="SET claimed_by = :me, claimed_until = :until",
+            ConditionExpression=(
+                "attribute_exists(run_id) AND "
+                "(attribute_not_exists(claimed_until) OR claimed_until <= :now)"
+            ),
+            ExpressionAttributeValues={
+                ":me": owner,
+                ":until": Decimal(str(round(now + seconds, 3))),
+                ":now": Decimal(str(round(now, 3))),
+            },
+        )
+    except table.meta.client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def release_queued(item: QueuedRun, owner: str) -> bool:
+    """Give a claimed item back to its queue, in its place (False if ``owner`` lost it)."""
+    table = _table()
+    try:
+        table.update_item(
+            Key=item.key,
+            UpdateExpression="REMOVE claimed_by, claimed_until",
+            ConditionExpression="claimed_by = :me",
+            ExpressionAttributeValues={":me": owner},
+        )
+    except table.meta.client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def dequeue(item: QueuedRun, owner: str) -> bool:
+    """Delete a claimed item (its run started or ended); False if ``owner`` no longer holds it."""
+    table = _table()
+    try:
+        table.delete_item(
+            Key=item.key,
+            ConditionExpression="claimed_by = :me",
+            ExpressionAttributeValues={":me": owner},
+        )
+    except table.meta.client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True

@@ -4,6 +4,12 @@
 ledger (a redelivered signal becomes a no-op), resolves the dataset's contract into
 ``s3://<artifacts>/contracts/resolved/<dataset>/<run_id>.json`` (the Glue job reads that
 exact version, even if the user's contract changes while the job runs), and starts the job.
+When Glue refuses the run for the job's MaxConcurrentRuns, the run is queued instead (ledger
+``prepare`` QUEUED with the reason, and an item in the job's queue) and nothing is raised.
+
+``drain_queue`` reacts to a terminal "Glue Job State Change" of the job (a slot came free) and
+to a schedule: it fails runs that waited longer than PREPARATION_MAX_WAIT_MINUTES (with a
+notification) and starts the oldest queued runs until Glue refuses again.
 
 ``record_outcome`` reacts to "Glue Job State Change" (called first by start_training): it
 reads the run back from the job run's arguments and the curated ``_manifest.json`` and
@@ -13,19 +19,25 @@ records the ``prepare`` outcome with its counts, or the job's error message.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from mlops import lake, ledger
 from mlops.clients import client, resource
 from mlops.contract import ContractError, load_contract
+from mlops.notifications import notify
 from mlops.observability import logger
 from mlops.settings import get_settings
 
 STAGE = "prepare"
 SUCCEEDED_STATES = ("SUCCEEDED",)
+TERMINAL_STATES = ("SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR")
+# Lambda's longest timeout: a drain that holds a claim is dead once its claim expires.
+QUEUE_CLAIM_SECONDS = 900
 
 
 class PreparationThrottled(RuntimeError):
@@ -71,16 +83,41 @@ class GlueJobStateChangeEvent(EventBridgeModel):
     detail: GlueJobStateChange
 
 
+class RunValidatedSignal(RunValidatedEvent):
+    detail_type: Literal["Run Validated"] = Field(alias="detail-type")
+
+
+class GlueRunEndedSignal(GlueJobStateChangeEvent):
+    detail_type: Literal["Glue Job State Change"] = Field(alias="detail-type")
+
+
+class QueueSweepSignal(EventBridgeModel):
+    detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class PreparationSignal(
+    RootModel[
+        Annotated[
+            RunValidatedSignal | GlueRunEndedSignal | QueueSweepSignal,
+            Field(discriminator="detail_type"),
+        ]
+    ]
+):
+    """What start_preparation receives: a run to start, a freed Glue slot, or the sweep."""
+
+
 class PreparationStart(BaseModel):
     """What ``start_preparation`` did with one delivery of "Run Validated"."""
 
     run_id: str
     dataset: str
-    status: Literal["STARTED", "DUPLICATE", "REJECTED"]
+    status: Literal["STARTED", "DUPLICATE", "REJECTED", "QUEUED"]
     glue_job_run_id: str | None = None
     curated_path: str | None = None
     contract_uri: str | None = None
     reason: str | None = None
+    queued_at: str | None = None
 
     @property
     def metric(self) -> str:
@@ -88,7 +125,20 @@ class PreparationStart(BaseModel):
             "STARTED": "PreparationsStarted",
             "DUPLICATE": "DuplicateSignals",
             "REJECTED": "PreparationsRejected",
+            "QUEUED": "PreparationsQueued",
         }[self.status]
+
+
+class QueueDrain(BaseModel):
+    """What one drain of the preparation queue did."""
+
+    trigger: str
+    started: list[str] = Field(default_factory=list)
+    expired: list[str] = Field(default_factory=list)
+    rejected: list[str] = Field(default_factory=list)
+    # Items whose run had already started or ended (a redelivered enqueue, a crash): removed.
+    removed: list[str] = Field(default_factory=list)
+    waiting: list[str] = Field(default_factory=list)
 
 
 class PreparationOutcome(BaseModel):
@@ -143,7 +193,10 @@ def start_preparation(detail: RunValidated | dict[str, Any]) -> PreparationStart
 
     try:
         contract = load_contract(run.dataset)
-        job_run_id, curated, contract_uri = _start_job(run, contract.model_dump(mode="json"))
+        try:
+            job_run_id, curated, contract_uri = _start_job(run, contract.model_dump(mode="json"))
+        except PreparationThrottled as exc:
+            return _queue(run, str(exc))
     except ContractError as exc:
         # Retrying cannot fix a missing or broken contract: record it, do not raise.
         reason = f"contract for {run.dataset}: {exc}"
@@ -153,21 +206,11 @@ def start_preparation(detail: RunValidated | dict[str, Any]) -> PreparationStart
             run_id=run.run_id, dataset=run.dataset, status="REJECTED", reason=reason
         )
     except BaseException:
-        # No job run exists (a transient S3/Glue error or throttling): give the claim back so
-        # EventBridge's retry can start one.
+        # No job run exists (a transient S3/Glue error): give the claim back so the retry
+        # can start one. A run already QUEUED keeps its item (the release is a no-op).
         _release_claim(run.run_id, settings.require("ledger_table"))
         raise
-    ledger.start(
-        run.run_id,
-        STAGE,
-        glue_job_run_id=job_run_id,
-        dataset=run.dataset,
-        curated_prefix=curated,
-        contract_uri=contract_uri,
-        contract_version=contract.version,
-        validated_path=run.validated_path,
-    )
-    logger.info("preparation started", extra={"glue_job_run_id": job_run_id})
+    _record_started(run, job_run_id, curated, contract_uri, contract.version)
     return PreparationStart(
         run_id=run.run_id,
         dataset=run.dataset,
@@ -211,17 +254,67 @@ def _start_job(run: RunValidated, contract: dict[str, Any]) -> tuple[str, str, s
     except glue.exceptions.ConcurrentRunsExceededException as exc:
         raise PreparationThrottled(
             f"Glue is already running its maximum of preparation jobs; run {run.run_id} "
-            "will be retried"
+            "waits for a free slot"
         ) from exc
     return response["JobRunId"], curated, contract_uri
 
 
+def _record_started(
+    run: RunValidated, job_run_id: str, curated: str, contract_uri: str, version: Any
+) -> None:
+    ledger.start(
+        run.run_id,
+        STAGE,
+        glue_job_run_id=job_run_id,
+        dataset=run.dataset,
+        curated_prefix=curated,
+        contract_uri=contract_uri,
+        contract_version=version,
+        validated_path=run.validated_path,
+    )
+    logger.info("preparation started", extra={"glue_job_run_id": job_run_id})
+
+
+def _queue_name() -> str:
+    """One queue per Glue job: MaxConcurrentRuns is the job's, whatever the dataset."""
+    return get_settings().require("glue_job_name")
+
+
+def _queue(run: RunValidated, reason: str) -> PreparationStart:
+    """Park a run Glue refused for concurrency; the next drain starts it."""
+    # The ledger first: its queued_at (set once) is the queue position, so a retry after a
+    # failure between the two writes puts the same item in the same place.
+    queued_at = ledger.mark_queued(run.run_id, STAGE, reason=reason, dataset=run.dataset)
+    ledger.enqueue(_queue_name(), run.run_id, queued_at, run.model_dump(mode="json"), reason=reason)
+    logger.warning("preparation queued", extra={"reason": reason, "queued_at": queued_at})
+    return PreparationStart(
+        run_id=run.run_id,
+        dataset=run.dataset,
+        status="QUEUED",
+        reason=reason,
+        queued_at=queued_at,
+    )
+
+
+def _prepare_item(run_id: str) -> dict[str, Any]:
+    return next((s for s in ledger.stages(run_id) if s["stage"] == STAGE), {})
+
+
 def _duplicate(run: RunValidated) -> PreparationStart:
-    item = next((s for s in ledger.stages(run.run_id) if s["stage"] == STAGE), {})
+    item = _prepare_item(run.run_id)
     job_run_id = (item.get("detail") or {}).get("glue_job_run_id") or item.get("glue_job_run_id")
     if item.get("status") == ledger.Status.STARTED.value and not job_run_id:
         # The first delivery is between its claim and StartJobRun (or died there): retry later.
         raise PreparationInFlight(f"run {run.run_id} is claimed but its Glue job has not started")
+    if item.get("status") == ledger.Status.QUEUED.value and item.get("queued_at"):
+        # The first delivery may have died between marking the run QUEUED and enqueuing it.
+        ledger.enqueue(
+            _queue_name(),
+            run.run_id,
+            item["queued_at"],
+            run.model_dump(mode="json"),
+            reason=item.get("reason") or "waiting for a free Glue run slot",
+        )
     logger.info("duplicate Run Validated ignored", extra={"status": item.get("status")})
     return PreparationStart(
         run_id=run.run_id,
@@ -302,3 +395,88 @@ def _read_manifest(curated: str, job_run_id: str) -> dict[str, Any]:
             f"Glue job run {job_run_id} succeeded but s3://{bucket}/{key} is missing"
         ) from exc
     return json.loads(body)
+
+
+def drain_queue(trigger: str, *, now: datetime | None = None) -> QueueDrain:
+    """Fail runs queued past the bound, then start the oldest queued runs while Glue has slots.
+
+    Each item is claimed before anything is done with it, so concurrent drains never start
+    one run twice; an item is deleted only after its run's outcome is in the ledger.
+    """
+    settings = get_settings()
+    now = now or datetime.now(timezone.utc)
+    max_wait = settings.preparation_max_wait_minutes
+    owner = str(uuid.uuid4())
+    result = QueueDrain(trigger=trigger)
+    full = False
+    for item in ledger.queued(_queue_name()):
+        if not ledger.claim_queued(item, owner, QUEUE_CLAIM_SECONDS, now=now.timestamp()):
+            continue  # another drain has it (or just removed it)
+        state = _prepare_item(item.run_id)
+        if state.get("status") != ledger.Status.QUEUED.value:
+            # Already started or ended (by another path), or never recorded: nothing to start.
+            ledger.dequeue(item, owner)
+            result.removed.append(item.run_id)
+            continue
+        if item.waited_seconds(now) > max_wait * 60:
+            _expire(item, max_wait, now)
+            ledger.dequeue(item, owner)
+            result.expired.append(item.run_id)
+            continue
+        if full:
+            ledger.release_queued(item, owner)
+            result.waiting.append(item.run_id)
+            continue
+        outcome = _start_queued(item, owner)
+        if outcome == "FULL":
+            full = True
+            result.waiting.append(item.run_id)
+        elif outcome == "REJECTED":
+            result.rejected.append(item.run_id)
+        else:
+            result.started.append(item.run_id)
+    if result.started or result.expired or result.rejected:
+        logger.info("preparation queue drained", extra=result.model_dump())
+    return result
+
+
+def _start_queued(item: ledger.QueuedRun, owner: str) -> Literal["STARTED", "FULL", "REJECTED"]:
+    run = RunValidated.model_validate(item.payload)
+    try:
+        contract = load_contract(run.dataset)
+        try:
+            job_run_id, curated, contract_uri = _start_job(run, contract.model_dump(mode="json"))
+        except PreparationThrottled:
+            ledger.release_queued(item, owner)
+            return "FULL"
+    except ContractError as exc:
+        reason = f"contract for {run.dataset}: {exc}"
+        ledger.finish(run.run_id, STAGE, ledger.Status.FAILED, reason=reason, dataset=run.dataset)
+        ledger.dequeue(item, owner)
+        return "REJECTED"
+    except BaseException:
+        # No job run exists: the item goes back in its place for the retry or the next drain.
+        ledger.release_queued(item, owner)
+        raise
+    _record_started(run, job_run_id, curated, contract_uri, contract.version)
+    ledger.dequeue(item, owner)
+    return "STARTED"
+
+
+def _expire(item: ledger.QueuedRun, max_wait: int, now: datetime) -> None:
+    dataset = str(item.payload.get("dataset", ""))
+    minutes = int(item.waited_seconds(now) // 60)
+    reason = (
+        f"waited {minutes} min for a free Glue run slot (queued at {item.queued_at}); "
+        f"the bound is {max_wait} min (PreparationMaxWaitMinutes): {item.reason}"
+    )
+    ledger.finish(item.run_id, STAGE, ledger.Status.FAILED, reason=reason, dataset=dataset)
+    logger.error("queued preparation expired", extra={"run_id": item.run_id, "reason": reason})
+    notify(
+        f"Run {item.run_id}: preparation never started",
+        f"Run {item.run_id} of {dataset} was not prepared: it {reason}. Upload the data again "
+        "or raise the job's MaxConcurrentRuns.",
+        run_id=item.run_id,
+        dataset=dataset,
+        queued_at=item.queued_at,
+    )

@@ -33,10 +33,13 @@ class Settings(BaseModel):
     idempotency_table: str | None = None
     glue_database: str | None = None
     glue_job_name: str | None = None
+    preparation_max_wait_minutes: int = Field(default=240, ge=1)
     event_bus_name: str = "default"
     site_spec_uri: str | None = None
     max_pages: int = Field(default=1000, ge=1)
     max_items: int = Field(default=100_000, ge=1)
+    # Bytes a raw object may decode to (gzip expanded) before validation refuses it.
+    max_decompressed_bytes: int = Field(default=256 * 1024**2, ge=1)
     politeness_delay_seconds: float = Field(default=0.0, ge=0)
     training_role_arn: str | None = None
     training_image_uri: str | None = None
