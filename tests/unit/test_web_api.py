@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from copy import deepcopy
@@ -44,6 +45,7 @@ class FakeRuntime:
     def __init__(self, answer: Answer = echo_prices) -> None:
         self.answer = answer
         self.requests: list[tuple[str, list[dict[str, Any]]]] = []
+        self.custom_attributes: list[str] = []
         runtime = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -55,6 +57,8 @@ class FakeRuntime:
                 rows = json.loads(self.rfile.read(length))
                 name = self.path.split("/")[2]
                 runtime.requests.append((name, rows))
+                if attributes := self.headers.get("x-amzn-sagemaker-custom-attributes"):
+                    runtime.custom_attributes.append(attributes)
                 status, body = runtime.answer(rows)
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -71,6 +75,24 @@ class FakeRuntime:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+def runtime_error(code: str) -> Answer:
+    """The runtime API's own error (no model server involved), e.g. ServiceUnavailable."""
+    status = {"ServiceUnavailable": 503, "ModelNotReadyException": 429}[code]
+    body = json.dumps({"__type": code, "message": "The service is unavailable."}).encode()
+    return lambda rows: (status, body)
+
+
+def model_error(status: int, message: str) -> Answer:
+    """The runtime's ModelError for a model container that answered ``status``."""
+    error = {
+        "__type": "ModelError",
+        "Message": f"Received error ({status}) from primary with message {message}",
+        "OriginalStatusCode": status,
+        "OriginalMessage": message,
+    }
+    return lambda rows: (424, json.dumps(error).encode())
 
 
 def deploy_model(
@@ -286,18 +308,38 @@ def test_a_body_that_is_not_rows_is_a_422_with_a_clear_message(
     )
 
 
-def test_no_deployed_endpoint_answers_503_without_a_stack_trace(
+# What no 5xx answer may show: exception text, socket errors, AWS error codes, addresses.
+INTERNALS = re.compile(
+    r"Errno|refused|Traceback|Exception|Error\b|ValidationError|ServiceUnavailable|arn:|"
+    r"127\.0\.0\.1|https?://|invocations|Could not find",
+    re.IGNORECASE,
+)
+
+
+def assert_no_internals(response: dict[str, Any]) -> None:
+    assert not INTERNALS.search(response["body"]), response["body"]
+
+
+def assert_retry_later(response: dict[str, Any]) -> None:
+    assert response["statusCode"] == 503
+    assert int(response["headers"]["Retry-After"]) > 0
+    assert_no_internals(response)
+
+
+def test_no_deployed_endpoint_answers_503_no_model_deployed_with_retry_after(
     web: Any, runtime: FakeRuntime, event: Any
 ) -> None:
     response = web(event("http_post_predictions.json"))
 
-    assert response["statusCode"] == 503
-    message = body_of(response)["message"]
-    assert ENDPOINT in message and "does not exist" in message
-    assert "Traceback" not in response["body"]
+    assert_retry_later(response)
+    assert body_of(response)["message"] == "no model deployed; try again later"
+    assert (
+        body_of(response)["request_id"]
+        == event("http_post_predictions.json")["requestContext"]["requestId"]
+    )
 
 
-def test_an_endpoint_that_is_not_in_service_answers_503(
+def test_an_endpoint_that_is_not_in_service_answers_503_naming_its_status(
     web: Any, runtime: FakeRuntime, event: Any
 ) -> None:
     deploy_model()
@@ -305,13 +347,13 @@ def test_an_endpoint_that_is_not_in_service_answers_503(
 
     response = web(event("http_post_predictions.json"))
 
-    assert response["statusCode"] == 503
+    assert_retry_later(response)
     assert "Updating" in body_of(response)["message"]
     assert runtime.requests == []
 
 
-def test_a_runtime_that_refuses_connections_answers_503(
-    web: Any, event: Any, monkeypatch: pytest.MonkeyPatch
+def test_a_runtime_that_refuses_connections_answers_503_without_the_socket_error(
+    web: Any, event: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     stopped = FakeRuntime()
     stopped.stop()
@@ -320,8 +362,25 @@ def test_a_runtime_that_refuses_connections_answers_503(
 
     response = web(event("http_post_predictions.json"))
 
-    assert response["statusCode"] == 503
-    assert "cannot be reached" in body_of(response)["message"]
+    assert_retry_later(response)
+    assert body_of(response)["message"] == "the model is not answering right now; try again later"
+    # The detail is for the operators: logged with the request id.
+    [logged] = [r for r in caplog.records if r.getMessage() == "endpoint unavailable"]
+    assert "cannot be reached" in logged.error
+    assert logged.request_id == body_of(response)["request_id"]
+
+
+@pytest.mark.parametrize("code", ["ServiceUnavailable", "ModelNotReadyException"])
+def test_the_runtime_saying_no_model_server_can_answer_is_a_503_with_retry_after(
+    web: Any, runtime: FakeRuntime, event: Any, code: str
+) -> None:
+    deploy_model()
+    runtime.answer = runtime_error(code)
+
+    response = web(event("http_post_predictions.json"))
+
+    assert_retry_later(response)
+    assert code not in response["body"]
 
 
 @pytest.mark.parametrize(
@@ -333,8 +392,13 @@ def test_a_runtime_that_refuses_connections_answers_503(
     ],
     ids=["not-json", "wrong-count", "no-predictions"],
 )
-def test_a_malformed_model_answer_is_a_502(
-    web: Any, runtime: FakeRuntime, event: Any, answer: Answer, reason: str
+def test_a_malformed_model_answer_is_a_502_whose_reason_is_logged_not_returned(
+    web: Any,
+    runtime: FakeRuntime,
+    event: Any,
+    answer: Answer,
+    reason: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     deploy_model()
     runtime.answer = answer
@@ -342,7 +406,23 @@ def test_a_malformed_model_answer_is_a_502(
     response = web(event("http_post_predictions.json"))
 
     assert response["statusCode"] == 502
-    assert reason in body_of(response)["message"]
+    assert reason not in body_of(response)["message"]
+    assert_no_internals(response)
+    [logged] = [r for r in caplog.records if r.getMessage() == "malformed model answer"]
+    assert reason in logged.error
+
+
+def test_a_model_that_fails_with_a_5xx_is_a_502_without_its_error_text(
+    web: Any, runtime: FakeRuntime, event: Any
+) -> None:
+    deploy_model()
+    runtime.answer = model_error(500, "KeyError: 'mileage' at /opt/ml/code/inference.py")
+
+    response = web(event("http_post_predictions.json"))
+
+    assert response["statusCode"] == 502
+    assert "KeyError" not in response["body"] and "/opt/ml" not in response["body"]
+    assert_no_internals(response)
 
 
 # ---------------------------------------------------------------- GET /model, GET /health
@@ -393,35 +473,112 @@ def test_model_omits_evaluation_when_the_package_cannot_be_read(web: Any, event:
     assert body_of(response)["evaluation"] is None
 
 
-def test_health_is_200_with_the_served_version_when_in_service(web: Any, event: Any) -> None:
+def test_health_is_200_with_the_served_version_when_in_service_and_answering(
+    web: Any, runtime: FakeRuntime, event: Any
+) -> None:
     deploy_model(version="5")
 
     response = web(event("http_get_health.json"))
 
     assert response["statusCode"] == 200
-    assert body_of(response) | {"message": None} == {
+    assert body_of(response) == {
         "status": "ok",
         "endpoint": ENDPOINT,
         "endpoint_status": "InService",
         "version": "5",
+        "model_answers": True,
         "message": None,
+        "retry_after": None,
     }
+    assert "Retry-After" not in response["headers"]
 
 
-@pytest.mark.parametrize("status", [None, "Creating", "Failed"])
-def test_health_is_503_when_the_endpoint_is_missing_or_not_in_service(
-    web: Any, event: Any, status: str | None
+@pytest.mark.parametrize("status", ["Creating", "Updating", "Failed"])
+def test_health_is_503_with_the_status_and_version_when_not_in_service(
+    web: Any, runtime: FakeRuntime, event: Any, status: str
 ) -> None:
-    if status:
-        deploy_model()
-        set_endpoint_status(status)
+    deploy_model(version="4")
+    set_endpoint_status(status)
 
     response = web(event("http_get_health.json"))
 
-    assert response["statusCode"] == 503
+    assert_retry_later(response)
     health = body_of(response)
-    assert health["status"] == "unavailable"
-    assert health["endpoint_status"] == (status or "Missing")
+    assert (health["status"], health["endpoint_status"]) == ("unavailable", status)
+    assert health["version"] == "4"
+    assert runtime.requests == []  # no probe of an endpoint that is not InService
+
+
+def test_health_without_an_endpoint_says_no_model_deployed_with_503(
+    web: Any, runtime: FakeRuntime, event: Any
+) -> None:
+    response = web(event("http_get_health.json"))
+
+    assert_retry_later(response)
+    health = body_of(response)
+    assert health["endpoint_status"] == "Missing"
+    assert health["message"] == "no model deployed; try again later"
+
+
+def test_health_is_503_when_the_endpoint_is_in_service_but_its_model_server_is_down(
+    web: Any, event: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stopped = FakeRuntime()
+    stopped.stop()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", stopped.url)
+    deploy_model(version="5")
+
+    response = web(event("http_get_health.json"))
+
+    assert_retry_later(response)
+    health = body_of(response)
+    assert (health["endpoint_status"], health["version"]) == ("InService", "5")
+    assert health["model_answers"] is False
+    assert health["message"] == "the model is not answering right now; try again later"
+
+
+def test_health_probes_with_a_marked_empty_batch_and_a_refusal_counts_as_answering(
+    web: Any, runtime: FakeRuntime, event: Any
+) -> None:
+    deploy_model()
+    runtime.answer = model_error(400, '{"message": "no records in the request"}')
+
+    response = web(event("http_get_health.json"))
+
+    assert response["statusCode"] == 200
+    assert runtime.requests == [(ENDPOINT, [])]
+    assert runtime.custom_attributes == [endpoint.PROBE_ATTRIBUTE]
+
+
+def test_health_trusts_a_recent_prediction_instead_of_probing_again(
+    web: Any, runtime: FakeRuntime, event: Any
+) -> None:
+    deploy_model()
+    web(event("http_post_predictions.json"))
+    runtime.answer = runtime_error("ServiceUnavailable")
+
+    first = web(event("http_get_health.json"))
+    failed = web(event("http_post_predictions.json"))
+    second = web(event("http_get_health.json"))
+
+    assert first["statusCode"] == 200
+    assert failed["statusCode"] == 503
+    assert second["statusCode"] == 503  # the failure this container just saw, no probe needed
+    assert [rows for _, rows in runtime.requests if rows == []] == []
+
+
+def test_health_probes_again_once_what_it_saw_is_older_than_its_window(
+    web: Any, runtime: FakeRuntime, event: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deploy_model()
+    runtime.answer = runtime_error("ServiceUnavailable")
+    down = web(event("http_get_health.json"))
+    runtime.answer = echo_prices
+    monkeypatch.setattr(endpoint, "_REACHABILITY_TTL_SECONDS", 0.0)
+
+    up = web(event("http_get_health.json"))
+
+    assert (down["statusCode"], up["statusCode"]) == (503, 200)
 
 
 # ---------------------------------------------------------------- page, OpenAPI, docs

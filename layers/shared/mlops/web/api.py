@@ -1,7 +1,8 @@
 """HTTP wiring of the web app: routes, request/response models, error answers, OpenAPI, docs.
 
-Every failure becomes a JSON ``ErrorResponse`` with a clear message and the request id; a
-stack trace is logged, never returned.
+Every failure becomes a JSON ``ErrorResponse`` with a clear message and the request id. A 5xx
+answer says what happened in fixed words only (no exception text, error code or address); the
+detail is logged with the request id. A 503 says when to retry (``Retry-After``).
 """
 
 from __future__ import annotations
@@ -115,6 +116,18 @@ def _errors(description: str) -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"model": ErrorResponse}}}
 
 
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before asking again",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
+def _unavailable_answer(description: str, model: Any = ErrorResponse) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"model": model}}, "headers": RETRY_AFTER}
+
+
 def _request_id() -> str | None:
     try:
         return app.current_event.request_context.request_id
@@ -131,9 +144,14 @@ def _base_path() -> str:
     return ""
 
 
-def _error(status: int, message: str, errors: list[FieldError] | None = None) -> Response:
+def _error(
+    status: int,
+    message: str,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     body = ErrorResponse(message=message, errors=errors or [], request_id=_request_id())
-    return Response(status_code=status, content_type=JSON, body=body)
+    return Response(status_code=status, content_type=JSON, body=body, headers=headers)
 
 
 @app.get("/", include_in_schema=False)
@@ -157,8 +175,11 @@ def page() -> Response[str]:
         413: _errors("more rows than one request may carry"),
         415: _errors("a body that is not application/json"),
         422: _errors("rows that do not satisfy the contract, with per-field errors"),
-        502: _errors("the model answered something malformed"),
-        503: _errors("no model is being served right now"),
+        502: _errors("the model failed or answered something malformed"),
+        503: _unavailable_answer(
+            "no model can answer right now (none deployed, not InService, "
+            "or its model server does not answer)"
+        ),
     },
 )
 def predictions(body: Annotated[PredictionRequest, Body()]) -> PredictionResponse:
@@ -176,7 +197,10 @@ def _require_json() -> None:
 @app.get(
     "/model",
     summary="The served model: version, training run, when trained, evaluation metrics",
-    responses={200: {"description": "the served model"}, 503: _errors("no model is served")},
+    responses={
+        200: {"description": "the served model"},
+        503: _unavailable_answer("no model is served right now"),
+    },
 )
 def model() -> ModelResponse:
     info = service.model_info()
@@ -186,18 +210,19 @@ def model() -> ModelResponse:
 
 @app.get(
     "/health",
-    summary="Whether the endpoint is InService (200) or not (503)",
+    summary="Whether the endpoint can serve (200) or not (503), and the version it serves",
     responses={
-        200: {"description": "the endpoint serves"},
-        503: {
-            "description": "the endpoint is missing or not InService",
-            "content": {JSON: {"model": HealthResponse}},
-        },
+        200: {"description": "the endpoint is InService and its model server answers"},
+        503: _unavailable_answer(
+            "no model deployed, the endpoint not InService, or its model server not answering",
+            model=HealthResponse,
+        ),
     },
 )
 def health() -> Response[HealthResponse]:
     body, status = service.health()
-    return Response(status_code=status, content_type=JSON, body=body)
+    headers = {"Retry-After": str(body.retry_after)} if body.retry_after else None
+    return Response(status_code=status, content_type=JSON, body=body, headers=headers)
 
 
 def openapi_document(base_path: str) -> dict[str, Any]:
@@ -297,16 +322,20 @@ def _too_large(exc: service.BatchTooLarge) -> Response:
 
 @app.exception_handler(endpoint.EndpointUnavailable)
 def _unavailable(exc: endpoint.EndpointUnavailable) -> Response:
-    logger.warning("endpoint unavailable", extra={"request_id": _request_id(), "error": str(exc)})
+    logger.warning(
+        "endpoint unavailable",
+        extra={"request_id": _request_id(), "error": str(exc), "cause": repr(exc.__cause__)},
+    )
     metrics.add_metric(name="EndpointUnavailable", unit=MetricUnit.Count, value=1)
-    return _error(503, f"no model can answer right now: {exc}")
+    retry = {"Retry-After": str(exc.retry_after)}
+    return _error(503, exc.public_message, headers=retry)
 
 
 @app.exception_handler(endpoint.MalformedModelAnswer)
 def _malformed(exc: endpoint.MalformedModelAnswer) -> Response:
     logger.error("malformed model answer", extra={"request_id": _request_id(), "error": str(exc)})
     metrics.add_metric(name="MalformedModelAnswers", unit=MetricUnit.Count, value=1)
-    return _error(502, f"the model gave an unusable answer: {exc}")
+    return _error(502, "the model could not answer this request; quote the request id to report it")
 
 
 @app.not_found

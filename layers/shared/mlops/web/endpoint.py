@@ -20,23 +20,47 @@ from mlops.web.fields import FieldError, RowsRejected
 
 # Endpoint status is re-read this often; a deploy switches versions within this window.
 _STATUS_TTL_SECONDS = 10.0
-_UNAVAILABLE_CODES = {
+# How long this container trusts what it last saw of the model server (a prediction's or a
+# probe's outcome) before /health probes again: the same window as the status above.
+_REACHABILITY_TTL_SECONDS = 10.0
+# The runtime's own answers when no model server behind an InService endpoint can take the
+# request (SageMaker is replacing an unhealthy instance, a serverless one is still starting).
+_UNREACHABLE_CODES = {
     "ModelNotReadyException",
     "ServiceUnavailable",
     "InternalFailure",
     "InternalDependencyException",
-    "ThrottlingException",
-    "ValidationError",
-    "ValidationException",
 }
+# Busy, or gone between DescribeEndpoint and InvokeEndpoint (a delete): unavailable, not dead.
+_UNAVAILABLE_CODES = {"ThrottlingException", "ValidationError", "ValidationException"}
+# Marks /health's probes (InvokeEndpoint's CustomAttributes reach the container as the
+# X-Amzn-SageMaker-Custom-Attributes header) so they can be told from real traffic.
+PROBE_ATTRIBUTE = "mlops-health-probe"
 
 
 class EndpointUnavailable(RuntimeError):
-    """The endpoint is missing, not InService, or cannot be reached (HTTP 503)."""
+    """The endpoint is missing, not InService, or cannot be reached (HTTP 503).
+
+    ``str(exc)`` is the detail for the logs; ``public_message`` is all a client is told, and
+    ``retry_after`` (seconds) when to ask again.
+    """
+
+    public_message = "no model can answer right now; try again later"
+    retry_after = 30
 
 
 class EndpointMissing(EndpointUnavailable):
     """No endpoint of that name exists: nothing has been deployed yet."""
+
+    public_message = "no model deployed; try again later"
+    retry_after = 60
+
+
+class EndpointUnreachable(EndpointUnavailable):
+    """The endpoint is InService but no model server behind it answers."""
+
+    public_message = "the model is not answering right now; try again later"
+    retry_after = 10
 
 
 class MalformedModelAnswer(RuntimeError):
@@ -60,9 +84,12 @@ class ServedModel(BaseModel):
 class EndpointNotInService(EndpointUnavailable):
     """The endpoint exists but is not InService (Creating, Updating, Failed …)."""
 
+    retry_after = 30
+
     def __init__(self, model: ServedModel) -> None:
         super().__init__(f"endpoint {model.endpoint} is {model.endpoint_status}, not InService")
         self.model = model
+        self.public_message = f"the model endpoint is {model.endpoint_status}; try again later"
 
 
 class Prediction(BaseModel):
@@ -75,13 +102,21 @@ _lock = threading.Lock()
 _status_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 # Endpoint configs and models are immutable in SageMaker, so their chain is cached for good.
 _chain_cache: dict[str, dict[str, Any]] = {}
+# endpoint → (when, whether its model server answered): this container's last sight of it.
+_reachability: dict[str, tuple[float, bool]] = {}
 
 
 def clear_cache() -> None:
-    """Forget cached endpoint descriptions (tests; a new moto account)."""
+    """Forget cached endpoint descriptions and reachability (tests; a new moto account)."""
     with _lock:
         _status_cache.clear()
         _chain_cache.clear()
+        _reachability.clear()
+
+
+def _saw(name: str, answered: bool) -> None:
+    with _lock:
+        _reachability[name] = (time.monotonic(), answered)
 
 
 def _error_code(exc: ClientError) -> str:
@@ -163,26 +198,72 @@ def served_model(name: str) -> ServedModel:
 def invoke(name: str, rows: list[dict[str, Any]]) -> Prediction:
     """The model's answer for ``rows``; raises EndpointUnavailable or MalformedModelAnswer."""
     try:
+        raw = _invoke(name, json.dumps(rows).encode())
+    except ClientError as exc:
+        code = _error_code(exc)
+        if code == "ModelError":
+            _saw(name, answered=True)  # the container answered, if with an error
+            if 400 <= _original_status(exc) < 500:
+                raise _refusal(exc) from exc
+            raise MalformedModelAnswer(f"the model failed on this request: {exc}") from exc
+        raise
+    _saw(name, answered=True)
+    return parse_answer(raw, expected=len(rows))
+
+
+def _invoke(name: str, body: bytes, **extra: Any) -> bytes:
+    """InvokeEndpoint's body; the runtime's "no model server" answers and connection failures
+    become EndpointUnreachable (remembered for /health), other refusals EndpointUnavailable."""
+    try:
         response = client("sagemaker-runtime").invoke_endpoint(
             EndpointName=name,
             ContentType="application/json",
             Accept="application/json",
-            Body=json.dumps(rows).encode(),
+            Body=body,
+            **extra,
         )
-        raw = response["Body"].read()
+        return bytes(response["Body"].read())
     except ClientError as exc:
         code = _error_code(exc)
-        if code == "ModelError" and 400 <= _original_status(exc) < 500:
-            raise _refusal(exc) from exc
-        if code == "ModelError":
-            raise MalformedModelAnswer(f"the model failed on this request: {exc}") from exc
+        if code in _UNREACHABLE_CODES:
+            _saw(name, answered=False)
+            raise EndpointUnreachable(f"endpoint {name} cannot serve now ({code})") from exc
         if code in _UNAVAILABLE_CODES:
             raise EndpointUnavailable(f"endpoint {name} cannot serve now ({code})") from exc
         raise
     except BotoCoreError as exc:
         # Connection refused, timeouts, closed connections: the endpoint is not reachable.
-        raise EndpointUnavailable(f"endpoint {name} cannot be reached: {exc}") from exc
-    return parse_answer(raw, expected=len(rows))
+        _saw(name, answered=False)
+        raise EndpointUnreachable(f"endpoint {name} cannot be reached: {exc}") from exc
+
+
+def reachable(name: str) -> bool:
+    """Whether a model server behind InService endpoint ``name`` answers.
+
+    DescribeEndpoint cannot tell: SageMaker keeps an endpoint InService while it replaces a
+    dead instance. So this container trusts its own last invocation for a few seconds (free,
+    and exactly what clients just saw) and otherwise probes: an InvokeEndpoint with an empty
+    batch, which the model's input check refuses (a 4xx ModelError) before predicting. Any
+    answer from the container, refusal included, proves it alive; only the runtime's own
+    "no model server" errors or a failed connection mean it is not. A probe costs one
+    millisecond-long invocation at most every few seconds, however often /health is polled,
+    and is marked (``CustomAttributes``) so that it can be told from real traffic.
+    """
+    with _lock:
+        seen = _reachability.get(name)
+    if seen and time.monotonic() - seen[0] < _REACHABILITY_TTL_SECONDS:
+        return seen[1]
+    try:
+        _invoke(name, b"[]", CustomAttributes=PROBE_ATTRIBUTE)
+    except EndpointUnreachable:
+        return False
+    except EndpointUnavailable:
+        return True  # throttled or deleted meanwhile: the next status read says which
+    except ClientError as exc:
+        if _error_code(exc) != "ModelError":
+            raise
+    _saw(name, answered=True)
+    return True
 
 
 def _original_status(exc: ClientError) -> int:

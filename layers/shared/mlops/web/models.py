@@ -101,8 +101,21 @@ class ModelResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
+    """Whether the endpoint can serve: its SageMaker status, the version it serves and whether
+    its model server answers."""
+
     status: Literal["ok", "unavailable"]
     endpoint: str
-    endpoint_status: str
-    version: str | None = None
+    endpoint_status: str = Field(
+        description="SageMaker's EndpointStatus (InService, Creating, Updating, Failed …), "
+        "Missing when no model is deployed, Unknown when it cannot be read"
+    )
+    version: str | None = Field(default=None, description="the model package version served")
+    model_answers: bool = Field(
+        description="whether the model server behind the endpoint answers (an InService "
+        "endpoint can still have none while SageMaker replaces an unhealthy instance)"
+    )
     message: str | None = None
+    retry_after: int | None = Field(
+        default=None, description="seconds to wait before asking again (also Retry-After)"
+    )

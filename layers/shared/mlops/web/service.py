@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from mlops import naming
-from mlops.observability import bind_run, metrics
+from mlops.observability import bind_run, logger, metrics
 from mlops.settings import get_settings
 from mlops.web import endpoint
 from mlops.web.fields import FieldError, FormSpec, RowsRejected, load_spec, validate_rows
@@ -79,28 +79,46 @@ def model_info() -> ModelResponse:
 
 
 def health() -> tuple[HealthResponse, int]:
-    """Endpoint status with the HTTP status to answer: 200 when InService, else 503."""
+    """Whether the endpoint can serve, with the HTTP status to answer: 200 when it is InService
+    and its model server answers (``endpoint.reachable``), else 503."""
     name = endpoint_name()
     try:
         served = endpoint.served_model(name)
     except endpoint.EndpointNotInService as exc:
-        metrics.add_metric(name="HealthUnavailable", unit=MetricUnit.Count, value=1)
-        body = HealthResponse(
-            status="unavailable",
-            endpoint=name,
-            endpoint_status=exc.model.endpoint_status,
-            version=exc.model.version,
-            message=str(exc),
-        )
-        return body, 503
+        return _unhealthy(exc, endpoint_status=exc.model.endpoint_status, version=exc.model.version)
+    except endpoint.EndpointMissing as exc:
+        return _unhealthy(exc, endpoint_status="Missing")
     except endpoint.EndpointUnavailable as exc:
-        metrics.add_metric(name="HealthUnavailable", unit=MetricUnit.Count, value=1)
-        status = "Missing" if isinstance(exc, endpoint.EndpointMissing) else "Unreachable"
-        body = HealthResponse(
-            status="unavailable", endpoint=name, endpoint_status=status, message=str(exc)
+        return _unhealthy(exc, endpoint_status="Unknown")
+    if not endpoint.reachable(name):
+        unreachable = endpoint.EndpointUnreachable(f"endpoint {name}: the model server is down")
+        return _unhealthy(
+            unreachable, endpoint_status=served.endpoint_status, version=served.version
         )
-        return body, 503
     metrics.add_metric(name="HealthOk", unit=MetricUnit.Count, value=1)
-    return HealthResponse(
-        status="ok", endpoint=name, endpoint_status=served.endpoint_status, version=served.version
-    ), 200
+    body = HealthResponse(
+        status="ok",
+        endpoint=name,
+        endpoint_status=served.endpoint_status,
+        version=served.version,
+        model_answers=True,
+    )
+    return body, 200
+
+
+def _unhealthy(
+    exc: endpoint.EndpointUnavailable, endpoint_status: str, version: str | None = None
+) -> tuple[HealthResponse, int]:
+    # The client reads the public message; the detail (error codes, exception text) is logged.
+    logger.warning("endpoint cannot serve", extra={"error": str(exc)})
+    metrics.add_metric(name="HealthUnavailable", unit=MetricUnit.Count, value=1)
+    body = HealthResponse(
+        status="unavailable",
+        endpoint=endpoint_name(),
+        endpoint_status=endpoint_status,
+        version=version,
+        model_answers=False,
+        message=exc.public_message,
+        retry_after=exc.retry_after,
+    )
+    return body, 503
