@@ -18,7 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_SUBSCRIPTIONS = {
     "ScrapeFunction": {("schedule", "")},
     "ValidateFunction": {("aws.s3", "Object Created")},
-    "StartPreparationFunction": {("mlops.pipeline", "Run Validated")},
+    "StartPreparationFunction": {
+        ("mlops.pipeline", "Run Validated"),
+        ("aws.glue", "Glue Job State Change"),  # a slot came free: drain the queue
+        ("schedule", ""),  # the queue sweep
+    },
     "StartTrainingFunction": {("aws.glue", "Glue Job State Change")},
     "EvaluateFunction": {("aws.sagemaker", "SageMaker Training Job State Change")},
     "DeployFunction": {
@@ -312,8 +316,9 @@ ROLE_ACTIONS = {
     | {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
     | {"events:PutEvents"},
     # mlops.preparation.start_preparation: contract in, resolved contract out, StartJobRun,
-    # ledger claim/start/finish/stages and a released claim.
+    # ledger claim/start/finish/stages and a released claim, the queue, notify past the bound.
     "StartPreparationFunctionRole": DLQ
+    | NOTIFY
     | {"s3:GetObject", "s3:ListBucket", "s3:PutObject", "glue:StartJobRun"}
     | {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DeleteItem"},
     # mlops.training_launch (+ preparation.record_outcome): Glue run, curated manifest, the
