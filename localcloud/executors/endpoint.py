@@ -12,7 +12,11 @@ moto records endpoints but serves nothing and lacks UpdateEndpoint. This executo
 * moves endpoints Creating/Updating → InService and emits "SageMaker Endpoint State Change"
   at each transition. An update whose new model fails to load, or fails a canary (the last
   requests the endpoint served, replayed), rolls back: the old workers never stop serving and
-  the endpoint returns to InService on its old config, as SageMaker's blue/green rollback does.
+  the endpoint returns to InService on its old config, as SageMaker's blue/green rollback does;
+* replaces a model server that dies, as SageMaker replaces an unhealthy instance: a watcher
+  notices the exited process and starts it again after a backoff (``restart_delay`` doubling
+  up to ``restart_delay_max`` while it keeps dying, reset once it stays up). The endpoint stays
+  InService meanwhile and invocations get the runtime's 503 ``ServiceUnavailable``.
 
 Only the standard library is imported at module level: the worker process runs this file.
 """
@@ -56,6 +60,11 @@ STATE_CHANGE = "SageMaker Endpoint State Change"
 STARTUP_TIMEOUT_SECONDS = 120.0
 SERVERLESS_PAYLOAD_LIMIT = 4 * 1024 * 1024
 CANARY_REQUESTS = 3
+# A restarted model server that stays up this long is healthy again: its backoff starts over.
+STABLE_SECONDS = 60.0
+WATCH_INTERVAL_SECONDS = 0.5
+# The web app's /health probes are marked so (InvokeEndpoint CustomAttributes): not traffic.
+PROBE_ATTRIBUTE = "mlops-health-probe"
 
 
 # ----------------------------------------------------------------------------- moto patch
@@ -116,23 +125,68 @@ def install_update_endpoint() -> Callable[[], None]:
 
 # ----------------------------------------------------------------------------- workers
 @dataclass
+class Launch:
+    """How a model server process is started, kept so that a dead one can be started again."""
+
+    command: list[str]
+    env: dict[str, str]
+    cwd: Path
+    log_path: Path
+
+    def spawn(self) -> tuple[subprocess.Popen[bytes], int]:
+        """A started model server and its port, once it has loaded its model."""
+        with self.log_path.open("ab") as log_file:  # the worker keeps its own descriptor
+            process = subprocess.Popen(
+                self.command,
+                stdout=subprocess.PIPE,
+                stderr=log_file,
+                env=self.env,
+                cwd=str(self.cwd),
+            )
+        return process, _await_ready(process, self.log_path)
+
+
+def next_restart_delay(previous: float | None, uptime: float, first: float, cap: float) -> float:
+    """Seconds to wait before restarting a model server that died after ``uptime`` seconds:
+    ``first``, doubled at each death that follows a restart within ``STABLE_SECONDS``, at most
+    ``cap``."""
+    if previous is None or uptime >= STABLE_SECONDS:
+        return min(first, cap)
+    return min(previous * 2, cap)
+
+
+@dataclass
 class Worker:
-    """One production variant's model server process."""
+    """One production variant's model server process (replaced when it dies)."""
 
     variant: str
     weight: float
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    launch: Launch | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    restarts: int = 0
+    stopped: bool = False
+    reviving: bool = False
+    restart_delay: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def down(self) -> bool:
+        """Whether no live process serves this variant (it died, or is being replaced)."""
+        return self.process.poll() is not None
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
+        with self.lock:
+            self.stopped = True
+            process = self.process
+        if process.poll() is None:
+            process.terminate()
             try:
-                self.process.wait(timeout=5)
+                process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+                process.kill()
+                process.wait(timeout=5)
 
 
 @dataclass
@@ -235,6 +289,10 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
         body = json.dumps({"__type": code, "message": message, **extra}).encode()
         self._reply(status, body, "application/x-amz-json-1.1", **{"x-amzn-ErrorType": code})
 
+    def _unavailable(self, endpoint: str, worker: Worker, why: str) -> None:
+        log.warning("runtime: %s variant %s unavailable: %s", endpoint, worker.variant, why)
+        self._error(503, "ServiceUnavailable", "The service is unavailable. Try again later.")
+
     def do_GET(self) -> None:
         if self.path.rstrip("/") == "/ping":
             self._reply(200, b"{}", "application/json")
@@ -268,16 +326,15 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
         except LookupError as error:
             self._error(400, "ValidationError", str(error))
             return
+        if worker.down():
+            self._unavailable(name, worker, "its model server is being replaced")
+            return
         try:
             status, answer, answer_type = _call_worker(worker.port, body, content_type, accept)
         except OSError as error:
-            self._error(
-                424,
-                "ModelError",
-                f"model server unreachable: {error}",
-                OriginalStatusCode=503,
-                OriginalMessage=str(error),
-            )
+            # No container answered (it died mid-request): the runtime's own 503, not a
+            # ModelError, which is what a container that answers with an error gets.
+            self._unavailable(name, worker, f"its model server did not answer: {error}")
             return
         if status >= 400:
             text = answer.decode(errors="replace")
@@ -290,7 +347,8 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
                 OriginalMessage=text,
             )
             return
-        self.executor.remember(name, body, content_type, accept)
+        if self.headers.get("X-Amzn-SageMaker-Custom-Attributes") != PROBE_ATTRIBUTE:
+            self.executor.remember(name, body, content_type, accept)
         self._reply(
             200, answer, answer_type, **{"x-Amzn-Invoked-Production-Variant": worker.variant}
         )
@@ -312,6 +370,10 @@ class EndpointExecutor:
     _undo_update: Callable[[], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
+    # Backoff of model server restarts (seconds): first wait, and the most it doubles to.
+    restart_delay: float = 1.0
+    restart_delay_max: float = 30.0
+    _threads: list[threading.Thread] = field(default_factory=list)
 
     # -- lifecycle
     def start(self, cloud: CloudServices) -> None:
@@ -332,6 +394,7 @@ class EndpointExecutor:
             target=self._server.serve_forever, name="sagemaker-runtime", daemon=True
         )
         self._thread.start()
+        self._background(self._watch, name="endpoint-watcher")
         cloud.set_service_endpoint(RUNTIME_ENV, self.url)
         log.info("SageMaker runtime listening on %s", self.url)
 
@@ -345,6 +408,9 @@ class EndpointExecutor:
             deployments, self._routes = list(self._routes.values()), {}
         for deployment in deployments:
             deployment.stop()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
         self._patches.restore()
         if self._undo_update is not None:
             self._undo_update()
@@ -409,6 +475,70 @@ class EndpointExecutor:
     def _submit(self, fn: Callable[..., Any], *args: Any, name: str) -> None:
         assert self.cloud is not None
         self.cloud.submit(fn, *args, name=name)
+
+    def _background(self, fn: Callable[..., Any], *args: Any, name: str) -> None:
+        # Not the cloud's submit: a watcher never finishes, and the cloud waits for submitted
+        # work to say it is quiescent.
+        thread = threading.Thread(target=fn, args=args, name=name, daemon=True)
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    # -- replacing dead model servers (what SageMaker does for an unhealthy instance)
+    def _watch(self) -> None:
+        while not self._stopping.wait(WATCH_INTERVAL_SECONDS):
+            with self._lock:
+                routed = [(n, w) for n, d in self._routes.items() for w in d.workers]
+            for endpoint, worker in routed:
+                with worker.lock:
+                    if worker.stopped or worker.reviving or not worker.down():
+                        continue
+                    worker.reviving = True
+                    worker.restart_delay = next_restart_delay(
+                        worker.restart_delay,
+                        time.monotonic() - worker.started_at,
+                        self.restart_delay,
+                        self.restart_delay_max,
+                    )
+                self._background(self._revive, endpoint, worker, name=f"endpoint-revive:{endpoint}")
+
+    def _revive(self, endpoint: str, worker: Worker) -> None:
+        """Start ``worker``'s model server again, after its backoff; retried until it loads."""
+        delay = worker.restart_delay or self.restart_delay
+        log.warning(
+            "model server of %s variant %s exited (%s); restarting in %.1f s: %s",
+            endpoint,
+            worker.variant,
+            worker.process.returncode,
+            delay,
+            _tail(worker.log_path, 3),
+        )
+        try:
+            while not self._stopping.wait(delay):
+                if worker.stopped or worker.launch is None:
+                    return
+                try:
+                    process, port = worker.launch.spawn()
+                except ModelServerError as error:
+                    delay = min(delay * 2, self.restart_delay_max)
+                    log.warning("restart of %s failed (next in %.1f s): %s", endpoint, delay, error)
+                    continue
+                with worker.lock:
+                    if not (worker.stopped or self._stopping.is_set()):
+                        worker.process, worker.port = process, port
+                        worker.started_at = time.monotonic()
+                        worker.restarts += 1
+                        log.info(
+                            "model server of %s variant %s restarted", endpoint, worker.variant
+                        )
+                        return
+                # Stopped while it loaded: this process serves nothing.
+                process.kill()
+                process.wait(timeout=5)
+                return
+        finally:
+            with worker.lock:
+                worker.reviving = False
 
     # -- transitions (background threads)
     def _create(self, endpoint: Any) -> None:
@@ -518,10 +648,8 @@ class EndpointExecutor:
         _download_and_extract(s3, container["ModelDataUrl"], model_dir)
         code_dir = _code_dir(s3, env.get("SAGEMAKER_SUBMIT_DIRECTORY", ""), model_dir, root)
         program = env.get("SAGEMAKER_PROGRAM", "inference.py")
-        log_path = root / "worker.log"
-        log_file = log_path.open("wb")
-        process = subprocess.Popen(
-            [
+        launch = Launch(
+            command=[
                 sys.executable,
                 str(Path(__file__).resolve()),
                 "--serve",
@@ -529,17 +657,15 @@ class EndpointExecutor:
                 str(code_dir),
                 program,
             ],
-            stdout=subprocess.PIPE,
-            stderr=log_file,
             env=self.cloud.subprocess_env(model["ExecutionRoleArn"], "SageMaker")
             | {k: str(v) for k, v in env.items()}
             | {"SM_MODEL_DIR": str(model_dir), "PYTHONUNBUFFERED": "1"},
-            cwd=str(root),
+            cwd=root,
+            log_path=root / "worker.log",
         )
-        log_file.close()  # the worker holds its own descriptor
-        port = _await_ready(process, log_path)
+        process, port = launch.spawn()
         weight = float(variant.get("InitialVariantWeight", 1.0))
-        return Worker(variant["VariantName"], weight, process, port, log_path)
+        return Worker(variant["VariantName"], weight, process, port, launch.log_path, launch)
 
     @staticmethod
     def _touch(endpoint: Any) -> None:

@@ -5,16 +5,25 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from localcloud.executors.endpoint import STATE_CHANGE, EndpointExecutor
+from localcloud.executors.endpoint import (
+    PROBE_ATTRIBUTE,
+    STATE_CHANGE,
+    EndpointExecutor,
+    Worker,
+    next_restart_delay,
+)
 
 BUCKET = "mlops-artifacts-test"
 # A model needs no library here: the executor only runs the artifact's own inference.py.
@@ -51,6 +60,7 @@ class InlineCloud:
         self.workdir = workdir
         self.events: list[dict[str, Any]] = []
         self.endpoints: dict[str, str] = {}
+        self.executor: EndpointExecutor | None = None
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=self.region)
@@ -94,6 +104,7 @@ def artifact(slope: float, broken: str | None = None) -> bytes:
 @pytest.fixture
 def cloud(aws: None, tmp_path: Path) -> Iterator[InlineCloud]:
     cloud, executor = InlineCloud(tmp_path), EndpointExecutor()
+    cloud.executor = executor
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     executor.start(cloud)  # type: ignore[arg-type]
     yield cloud
@@ -128,7 +139,24 @@ def serve(cloud: InlineCloud, name: str, slope: float, broken: str | None = None
 
 def runtime(cloud: InlineCloud) -> Any:
     url = cloud.endpoints["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"]
-    return boto3.client("sagemaker-runtime", endpoint_url=url, region_name="us-east-1")
+    # One attempt: these tests look at each answer of the runtime, not at botocore's retries.
+    config = Config(retries={"mode": "standard", "max_attempts": 1})
+    return boto3.client(
+        "sagemaker-runtime", endpoint_url=url, region_name="us-east-1", config=config
+    )
+
+
+def the_worker(cloud: InlineCloud, name: str) -> Worker:
+    assert cloud.executor is not None
+    deployment = cloud.executor.live(name)
+    assert deployment is not None
+    [worker] = deployment.workers
+    return worker
+
+
+def kill(worker: Worker) -> None:
+    worker.process.send_signal(signal.SIGKILL)
+    worker.process.wait(timeout=10)
 
 
 def invoke(cloud: InlineCloud, name: str, rows: list[dict[str, float]]) -> dict[str, Any]:
@@ -198,3 +226,63 @@ def test_a_model_that_cannot_load_fails_the_endpoint_with_its_reason(cloud) -> N
     assert "corrupt artifact" in described["FailureReason"]
     failed = cloud.events[-1]["detail"]
     assert failed["EndpointStatus"] == "FAILED" and "corrupt artifact" in failed["FailureReason"]
+
+
+def test_a_killed_model_server_is_answered_for_with_503_then_replaced_and_answers_again(
+    cloud,
+) -> None:
+    serve(cloud, "ep", slope=2.0)
+    worker = the_worker(cloud, "ep")
+    kill(worker)
+
+    with pytest.raises(ClientError) as gap:
+        invoke(cloud, "ep", [{"x": 1}])
+    deadline = time.monotonic() + 30
+    while worker.restarts == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    assert gap.value.response["Error"]["Code"] == "ServiceUnavailable"
+    assert gap.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert worker.restarts == 1
+    assert invoke(cloud, "ep", [{"x": 3}]) == {"predictions": [7.0]}
+    status = boto3.client("sagemaker").describe_endpoint(EndpointName="ep")["EndpointStatus"]
+    assert status == "InService"  # SageMaker replaces an instance without leaving service
+
+
+def test_a_deleted_endpoints_model_server_is_not_restarted(cloud) -> None:
+    serve(cloud, "ep", slope=2.0)
+    worker = the_worker(cloud, "ep")
+    cloud.executor.restart_delay = 0.1
+    boto3.client("sagemaker").delete_endpoint(EndpointName="ep")
+
+    time.sleep(1.0)
+
+    assert worker.process.poll() is not None
+    assert worker.restarts == 0
+
+
+def test_restart_delays_double_while_the_server_keeps_dying_up_to_the_bound() -> None:
+    delays, previous = [], None
+    for _ in range(7):
+        previous = next_restart_delay(previous, uptime=2.0, first=1.0, cap=30.0)
+        delays.append(previous)
+
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+def test_a_server_that_stayed_up_a_while_is_restarted_after_the_first_delay_again() -> None:
+    assert next_restart_delay(30.0, uptime=3600.0, first=1.0, cap=30.0) == 1.0
+
+
+def test_health_probes_are_not_replayed_as_canary_traffic(cloud) -> None:
+    serve(cloud, "ep", slope=2.0)
+
+    runtime(cloud).invoke_endpoint(
+        EndpointName="ep",
+        ContentType="application/json",
+        Body=b"[]",
+        CustomAttributes=PROBE_ATTRIBUTE,
+    )
+    invoke(cloud, "ep", [{"x": 1}])
+
+    assert [body for body, _, _ in cloud.executor._recent["ep"]] == [b'[{"x": 1}]']
