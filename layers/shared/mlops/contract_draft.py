@@ -45,6 +45,7 @@ RANGE_MARGIN = 0.1
 # Outlier rules (see ``outliers``): a rare sign, and distance from the quartiles in IQRs.
 OUTLIER_SIGN_SHARE = 0.01
 OUTLIER_IQRS = 3.0
+OUTLIER_GAP_IQRS = 2.0
 OUTLIER_MIN_ROWS = 20
 _INT = re.compile(r"^[+-]?\d+$")
 _LEADING_ZERO = re.compile(r"^0\d")
@@ -185,10 +186,10 @@ def outliers(numbers: pd.Series) -> pd.Series:
 
     Two rules a reviewer can check by eye: a sign seen in under 1% of the values (a
     negative mileage among positive ones), and values cut off from the rest: beyond three
-    interquartile ranges of the quartiles *and* across a gap wider than the interquartile
-    range from every value nearer the middle (a year 2099 among 1995..2026; a price of 1
-    among prices from 500 up, on a log scale when the column is positive and spans
-    decades). A long but continuous tail is data, not an error.
+    interquartile ranges of the quartiles *and* across a gap of over two interquartile
+    ranges from every value nearer the middle (a year 2099 among 1995..2026; a price of 1
+    among prices from 500 up, on a log scale when the column is positive and spans an
+    order of magnitude). A long but continuous tail is data, not an error.
     """
     flagged = pd.Series(False, index=numbers.index)
     negative = numbers < 0
@@ -198,7 +199,7 @@ def outliers(numbers: pd.Series) -> pd.Series:
     if len(rest) < OUTLIER_MIN_ROWS:
         return flagged
     scale = rest
-    if (rest > 0).all() and rest.max() / rest.min() >= 100:
+    if (rest > 0).all() and rest.max() / rest.min() >= 10:
         scale = np.log10(rest)
     q1, q3 = float(scale.quantile(0.25)), float(scale.quantile(0.75))
     iqr = q3 - q1
@@ -208,12 +209,12 @@ def outliers(numbers: pd.Series) -> pd.Series:
     cut_low, cut_high = -np.inf, np.inf
     lower = distinct[distinct < q1][::-1]
     for nearer, value in zip(np.concatenate([[q1], lower]), lower, strict=False):
-        if nearer - value > iqr and value < q1 - OUTLIER_IQRS * iqr:
+        if nearer - value > OUTLIER_GAP_IQRS * iqr and value < q1 - OUTLIER_IQRS * iqr:
             cut_low = value
             break
     upper = distinct[distinct > q3]
     for nearer, value in zip(np.concatenate([[q3], upper]), upper, strict=False):
-        if value - nearer > iqr and value > q3 + OUTLIER_IQRS * iqr:
+        if value - nearer > OUTLIER_GAP_IQRS * iqr and value > q3 + OUTLIER_IQRS * iqr:
             cut_high = value
             break
     beyond = (scale <= cut_low) | (scale >= cut_high)
