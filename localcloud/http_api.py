@@ -4,6 +4,12 @@ Routes come from the template (the function's ``HttpApi`` events), so a path the
 not route answers 404 exactly like API Gateway. Requests may carry the stage prefix
 (``/dev/health``, as on the deployed URL, event stage ``dev``) or not (``/health``, event stage
 ``$default``); both shapes are ones API Gateway really sends.
+
+The stage's throttling is enforced as API Gateway does (``Throttle``): the template's
+``DefaultRouteSettings`` (and ``RouteSettings`` per route key) give each route a token bucket,
+and a request that finds it empty is answered 429 ``{"message":"Too Many Requests"}`` without
+invoking the function. ``serve_http_api(..., throttle=False)`` or ``LOCALCLOUD_API_THROTTLING=0``
+in the environment turns it off (load tests, the API fuzz test); nothing else does.
 """
 
 from __future__ import annotations
@@ -11,11 +17,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +34,11 @@ log = logging.getLogger(__name__)
 
 NOT_FOUND = {"message": "Not Found"}
 INTERNAL_ERROR = {"message": "Internal Server Error"}
+TOO_MANY_REQUESTS = {"message": "Too Many Requests"}
+THROTTLING_ENV = "LOCALCLOUD_API_THROTTLING"
+# The account's default limits per Region (API Gateway quotas): what a stage that sets only
+# one of rate and burst keeps for the other.
+ACCOUNT_RATE, ACCOUNT_BURST = 10_000.0, 5_000
 _TEXT_TYPES = re.compile(
     r"^(text/|application/(json|xml|javascript|x-www-form-urlencoded)|application/[^;]*\+(json|xml))"
 )
@@ -168,6 +181,83 @@ def _resolve(value: Any, sam: dict[str, Any], parameters: dict[str, Any]) -> Any
     return value
 
 
+@dataclass
+class TokenBucket:
+    """API Gateway's throttling algorithm: a bucket of ``burst`` tokens refilled at ``rate``
+    tokens a second; each request takes one, and finds none when requests outrun the rate
+    for longer than the burst absorbs ("Throttling requests to your HTTP API",
+    https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-throttling.html)."""
+
+    rate: float
+    burst: int
+    clock: Callable[[], float] = time.monotonic
+    _tokens: float = field(init=False)
+    _at: float = field(init=False)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._tokens, self._at = float(self.burst), self.clock()  # a new stage starts full
+
+    def take(self) -> bool:
+        """Take a token for one request; False when the bucket is empty (a 429)."""
+        with self._lock:
+            now = self.clock()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+            return False
+
+
+@dataclass
+class Throttle:
+    """The stage's route throttling: ``DefaultRouteSettings`` for every route, ``RouteSettings``
+    for the route keys it names; each route has its own bucket, as route-level limits do."""
+
+    default: tuple[float, int] | None
+    per_route: dict[str, tuple[float, int]]
+    _buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def of(
+        cls, sam: dict[str, Any], api_id: str | None, parameters: dict[str, Any] | None = None
+    ) -> Throttle | None:
+        props = (sam.get("Resources", {}).get(api_id or "", {}).get("Properties")) or {}
+
+        def limits(settings: Any) -> tuple[float, int] | None:
+            if not isinstance(settings, dict):
+                return None
+            rate = _resolve(settings.get("ThrottlingRateLimit"), sam, parameters or {})
+            burst = _resolve(settings.get("ThrottlingBurstLimit"), sam, parameters or {})
+            if rate is None and burst is None:
+                return None
+            # A stage sets one of the two and leaves the other at the account's level.
+            return (
+                float(rate) if rate is not None else ACCOUNT_RATE,
+                int(burst) if burst is not None else ACCOUNT_BURST,
+            )
+
+        default = limits(props.get("DefaultRouteSettings"))
+        routes = props.get("RouteSettings") or {}
+        per_route = {key: found for key, value in routes.items() if (found := limits(value))}
+        if default is None and not per_route:
+            return None
+        return cls(default, per_route)
+
+    def admit(self, route_key: str) -> bool:
+        """Whether a request on ``route_key`` may go on (False: answer 429)."""
+        limits = self.per_route.get(route_key, self.default)
+        if limits is None:
+            return True
+        with self._lock:
+            bucket = self._buckets.get(route_key)
+            if bucket is None:
+                bucket = self._buckets[route_key] = TokenBucket(rate=limits[0], burst=limits[1])
+        return bucket.take()
+
+
 def _now() -> tuple[str, int]:
     now = datetime.now(timezone.utc)
     return now.strftime("%d/%b/%Y:%H:%M:%S +0000"), int(now.timestamp() * 1000)
@@ -187,6 +277,7 @@ class HttpApiServer:
         host: str,
         port: int,
         cors: Cors | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self.cloud = cloud
         self.function = function
@@ -195,6 +286,7 @@ class HttpApiServer:
         self.api_id = api_id
         self.account_id = account_id
         self.cors = cors
+        self.throttle = throttle
         self._server = ThreadingHTTPServer((host, port), _handler_class(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -381,14 +473,12 @@ def _handler_class(api: HttpApiServer) -> type[BaseHTTPRequestHandler]:
                 return
             request_id = event["requestContext"]["requestId"]
             started = time.perf_counter()
-            try:
-                result = api.cloud.invoke(api.function, event)
-                status, headers, payload = to_http(result)
-            except Exception:
-                # Like API Gateway: the client sees a bare 500, the error stays in the logs.
-                log.exception("http api: %s failed on %s", api.function, event["routeKey"])
-                status, headers = 500, []
-                payload = json.dumps(INTERNAL_ERROR).encode()
+            if api.throttle is not None and not api.throttle.admit(event["routeKey"]):
+                # Refused before the integration: the function never sees the request.
+                status, headers = 429, [("content-type", "application/json")]
+                payload = json.dumps(TOO_MANY_REQUESTS, separators=(",", ":")).encode()
+            else:
+                status, headers, payload = self._invoke(event)
             headers.append(("apigw-requestid", request_id))
             allowed = api.cors.allow_origin(origin) if api.cors else None
             if allowed and not any(k.lower() == "access-control-allow-origin" for k, _ in headers):
@@ -402,21 +492,37 @@ def _handler_class(api: HttpApiServer) -> type[BaseHTTPRequestHandler]:
             )
             self._send(status, headers, payload)
 
+        def _invoke(self, event: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+            try:
+                return to_http(api.cloud.invoke(api.function, event))
+            except Exception:
+                # Like API Gateway: the client sees a bare 500, the error stays in the logs.
+                log.exception("http api: %s failed on %s", api.function, event["routeKey"])
+                return 500, [], json.dumps(INTERNAL_ERROR).encode()
+
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
     return Handler
 
 
 def serve_http_api(
-    cloud: Any, function: str = "WebFunction", host: str = "127.0.0.1", port: int = 0
+    cloud: Any,
+    function: str = "WebFunction",
+    host: str = "127.0.0.1",
+    port: int = 0,
+    throttle: bool | None = None,
 ) -> HttpApiServer:
-    """Serve ``function``'s HttpApi routes on ``host:port`` (0 = a free port) until stopped."""
+    """Serve ``function``'s HttpApi routes on ``host:port`` (0 = a free port) until stopped.
+
+    ``throttle``: apply the template's stage throttling (default: unless the environment sets
+    ``LOCALCLOUD_API_THROTTLING=0``)."""
     sam = _sam_template(cloud)
     routes, api_logical_id = routes_of(sam, function)
     if not routes:
         raise ValueError(f"{function} has no HttpApi events in the template")
     parameters = getattr(cloud, "parameters", {}) or {}
     resources = getattr(cloud, "resources", {}) or {}
+    throttling = throttle if throttle is not None else os.environ.get(THROTTLING_ENV) != "0"
     return HttpApiServer(
         cloud,
         function,
@@ -427,4 +533,5 @@ def serve_http_api(
         host=host,
         port=port,
         cors=Cors.of(sam, api_logical_id, parameters),
+        throttle=Throttle.of(sam, api_logical_id, parameters) if throttling else None,
     )

@@ -4,15 +4,17 @@ function's result becomes the HTTP answer."""
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from localcloud.http_api import HttpApiServer, serve_http_api
+from localcloud.http_api import HttpApiServer, Throttle, TokenBucket, serve_http_api
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -250,3 +252,99 @@ def test_prod_names_its_cors_origins_and_never_allows_every_origin() -> None:
 
     assert origins and "*" not in origins
     assert all(origin.startswith("https://") for origin in origins)
+
+
+# ---------------------------------------------------------------- throttling
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_token_bucket_lets_a_burst_through_then_refills_at_its_rate() -> None:
+    clock = Clock()
+    bucket = TokenBucket(rate=2.0, burst=3, clock=clock)
+
+    burst = [bucket.take() for _ in range(4)]
+    clock.now = 0.5  # one token back at 2 a second
+    after_half_a_second = [bucket.take(), bucket.take()]
+    clock.now = 100.0  # never more than the burst
+    after_a_long_pause = [bucket.take() for _ in range(4)]
+
+    assert burst == [True, True, True, False]
+    assert after_half_a_second == [True, False]
+    assert after_a_long_pause == [True, True, True, False]
+
+
+def template_with_throttling(burst: int, rate: float) -> dict[str, Any]:
+    from samtranslator.yaml_helper import yaml_parse
+
+    sam = copy.deepcopy(yaml_parse((ROOT / "template.yaml").read_text()))
+    settings = sam["Resources"]["WebApi"]["Properties"]["DefaultRouteSettings"]
+    settings |= {"ThrottlingBurstLimit": burst, "ThrottlingRateLimit": rate}
+    return sam
+
+
+def test_the_stage_limits_are_read_from_the_template() -> None:
+    from samtranslator.yaml_helper import yaml_parse
+
+    sam = yaml_parse((ROOT / "template.yaml").read_text())
+    declared = sam["Resources"]["WebApi"]["Properties"]["DefaultRouteSettings"]
+
+    throttle = Throttle.of(sam, "WebApi")
+
+    assert throttle is not None
+    assert throttle.default == (
+        float(declared["ThrottlingRateLimit"]),
+        int(declared["ThrottlingBurstLimit"]),
+    )
+
+
+def test_each_route_has_its_own_bucket_and_a_route_setting_overrides_the_default() -> None:
+    throttle = Throttle(default=(0.0, 1), per_route={"POST /predictions": (0.0, 2)})
+
+    health = [throttle.admit("GET /health") for _ in range(2)]
+    predictions = [throttle.admit("POST /predictions") for _ in range(3)]
+
+    assert health == [True, False]
+    assert predictions == [True, True, False]
+
+
+class ThrottledCloud(RecordingCloud):
+    def __init__(self, sam: dict[str, Any]) -> None:
+        super().__init__({"statusCode": 200, "headers": {}, "body": "{}"})
+        self.template = type("Template", (), {"sam": sam})()
+
+
+def burst(api: HttpApiServer, count: int) -> list[requests.Response]:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(
+            pool.map(lambda _: requests.get(f"{api.stage_url}health", timeout=10), range(count))
+        )
+
+
+def test_requests_past_the_burst_get_api_gateways_429_and_never_reach_the_function() -> None:
+    cloud = ThrottledCloud(template_with_throttling(burst=5, rate=0.001))
+
+    with serve_http_api(cloud, throttle=True) as api:
+        answers = burst(api, 12)
+
+    throttled = [a for a in answers if a.status_code == 429]
+    assert len(throttled) == 7
+    assert {a.content for a in throttled} == {b'{"message":"Too Many Requests"}'}
+    assert all(a.headers["content-type"] == "application/json" for a in throttled)
+    assert len(cloud.calls) == 5
+
+
+def test_throttling_can_be_turned_off_for_load_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud = ThrottledCloud(template_with_throttling(burst=1, rate=0.001))
+    monkeypatch.setenv("LOCALCLOUD_API_THROTTLING", "0")
+
+    with serve_http_api(cloud) as api:
+        answers = burst(api, 4)
+
+    assert [a.status_code for a in answers] == [200] * 4
