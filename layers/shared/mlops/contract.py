@@ -39,6 +39,9 @@ NUMERIC_TYPES = ("int", "float")
 # How R, spreadsheets and databases write "no value" in a CSV cell or a JSON string. Matched
 # exactly (case counts) after trimming whitespace; a blank cell is always a null.
 DEFAULT_MISSING_VALUES = ("NA", "N/A", "#N/A", "NULL", "null", "NaN", "None")
+# Longest text value a row may carry in any column (characters): a longer one is a row failure,
+# so a megabyte "name" or "source_url" never reaches the validated and curated zones.
+DEFAULT_MAX_FIELD_CHARS = 10_000
 
 
 def _unquoted_null(values: Any) -> Any:
@@ -85,6 +88,8 @@ class ColumnSpec(_Strict):
     - ``missing_values``: the text values that mean "no value" in this column, replacing the
       dataset's list (``[]``: none but the blank cell). Set it on a category whose legitimate
       values include a marker, e.g. a ``trim`` column where "None" is a real trim level.
+    - ``max_chars``: longest value (characters of its text), replacing the dataset's
+      ``max_field_chars`` for this column; a longer value fails the row (``too_long``).
     - ``feature``: whether models use the column as an input.
     - ``impute``: how preparation fills nulls of a feature: median | mean | most_frequent |
       constant (with ``fill_value``) | none.
@@ -100,6 +105,7 @@ class ColumnSpec(_Strict):
     pattern: str | None = None
     max_null_share: float = Field(default=0.0, ge=0.0, le=1.0)
     missing_values: MissingMarkers | None = None
+    max_chars: int | None = Field(default=None, ge=1)
     feature: bool = True
     impute: Imputation = "none"
     fill_value: str | int | float | bool | None = None
@@ -158,7 +164,9 @@ class Contract(_Strict):
     ``max_invalid_share`` (an object with fewer rows, or a larger share of invalid rows, is
     rejected whole), ``acceptance`` (metric name → ``Bounds``, absolute thresholds a model
     must meet), ``missing_values`` (the text values read as "no value" in CSV cells and JSON
-    strings; default ``DEFAULT_MISSING_VALUES``; a column's own list replaces it). Derived:
+    strings; default ``DEFAULT_MISSING_VALUES``; a column's own list replaces it),
+    ``max_field_chars`` (longest text value of any column, lineage columns included; default
+    ``DEFAULT_MAX_FIELD_CHARS``; a column's ``max_chars`` replaces it there). Derived:
     ``features``, ``numeric_features``, ``categorical_features``.
     """
 
@@ -179,6 +187,7 @@ class Contract(_Strict):
     )
     acceptance: dict[str, Bounds] = Field(default_factory=dict)
     missing_values: MissingMarkers = Field(default_factory=lambda: list(DEFAULT_MISSING_VALUES))
+    max_field_chars: int = Field(default=DEFAULT_MAX_FIELD_CHARS, ge=1)
 
     @field_validator("name")
     @classmethod
@@ -225,6 +234,12 @@ class Contract(_Strict):
         """The markers read as null in ``column``: its own list, else the dataset's."""
         own = self.columns[column].missing_values
         return frozenset(self.missing_values if own is None else own)
+
+    def max_chars_of(self, column: str) -> int:
+        """The longest value ``column`` may hold: its own ``max_chars``, else the dataset's."""
+        spec = self.columns.get(column)
+        own = spec.max_chars if spec is not None else None
+        return self.max_field_chars if own is None else own
 
     @property
     def required_columns(self) -> list[str]:

@@ -48,6 +48,23 @@ def validation_report_key(dataset: str, run_id: str, source_key: str) -> str:
     return f"reports/dataset={dataset}/run_id={run_id}/{safe}.json"
 
 
+def quarantined_rows_csv_key(dataset: str, run_id: str, source_key: str) -> str:
+    """The quarantined rows of one object as CSV for people (formulas neutralised)."""
+    safe = source_key.replace("/", "__")
+    return f"reports/dataset={dataset}/run_id={run_id}/{safe}.quarantined.csv"
+
+
+def refusal_report_key(dataset: str, run_id: str, source_key: str, version: str) -> str:
+    """Report of an object version refused because its run was already complete.
+
+    Apart from the run's own reports (``validation_report_key``): the refused version must not
+    overwrite the report of the version the run was validated with.
+    """
+    safe = source_key.replace("/", "__")
+    label = re.sub(r"[^A-Za-z0-9._-]", "_", version)[:64]
+    return f"reports/dataset={dataset}/run_id={run_id}/refused/{safe}@{label}.json"
+
+
 def run_summary_key(dataset: str, run_id: str) -> str:
     return f"reports/dataset={dataset}/run_id={run_id}/_run_summary.json"
 

@@ -11,6 +11,10 @@ column's own list overriding) are nulls in text input (CSV cells, JSON strings),
 each type already looks at its text: per distinct value for labels and dates, among the
 unparsed values for numbers, and for free text only when some value is short enough to be one.
 Lines a reader could not turn into a record (``BadLine``) count as one quarantined row each.
+
+No text value longer than its column's cap (``Contract.max_chars_of``) passes: a contract
+column's or a lineage column's oversized value fails its row under ``too_long:<column>``.
+Byte lengths (Arrow's offsets) rule most columns out before any character is counted.
 """
 
 from __future__ import annotations
@@ -166,6 +170,12 @@ def check_frame(
         share = np.count_nonzero(null) / n if n else 0.0
         if share > spec.max_null_share:
             over_tolerance[name] = {"share": round(share, 4), "max": spec.max_null_share}
+
+    for name in [*contract.columns, *contract.lineage_columns]:
+        if name in raw.columns:
+            too_long = _too_long(raw[name], contract.max_chars_of(name))
+            if too_long is not None:
+                failures[f"too_long:{name}"] = too_long
 
     if contract.keys:
         failures["duplicate_key"] = _repeated_keys([typed[k] for k in contract.keys])
@@ -706,6 +716,21 @@ def _strings(
         normalised=int(np.count_nonzero(changed)),
         markers=marked,
     )
+
+
+def _too_long(series: pd.Series, limit: int) -> np.ndarray | None:
+    """Rows whose value as text is longer than ``limit`` characters; None when no row is."""
+    dtype = series.dtype
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype):
+        return None  # parquet's numbers, booleans and timestamps have short texts
+    text = _arrow(_as_text(series))
+    # A UTF-8 character is 1 to 4 bytes: no value longer in characters than in bytes, so a
+    # column whose longest value has at most ``limit`` bytes needs no characters counted.
+    longest = pc.max(pc.binary_length(text)).as_py()
+    if longest is None or longest <= limit:
+        return None
+    over = _flags(pc.greater(pc.utf8_length(text), limit))
+    return over if over.any() else None
 
 
 def _per_row(unique_flags: np.ndarray, codes: np.ndarray) -> np.ndarray:

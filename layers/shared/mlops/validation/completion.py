@@ -56,6 +56,8 @@ class PartOutcome(BaseModel):
     """What validating one object of a run produced (stored on the progress item)."""
 
     key: str
+    # The object version these counts are of (None in an unversioned bucket).
+    version_id: str | None = None
     outcome: str
     rows_in: int = 0
     rows_valid: int = 0
@@ -87,6 +89,7 @@ def _update(
     names: dict[str, str],
     values: dict[str, Any],
     adds: list[str] | None = None,
+    deletes: list[str] | None = None,
 ) -> dict[str, Any]:
     """One atomic update of the run's validate item; returns the item as it now is."""
     sets = [
@@ -100,6 +103,8 @@ def _update(
         sets.append("part_counts = if_not_exists(part_counts, :nothing)")
         values = values | {":nothing": {}}
     expression = "SET " + ", ".join(sets) + (" ADD " + ", ".join(adds) if adds else "")
+    if deletes:
+        expression += " DELETE " + ", ".join(deletes)
     return _table().update_item(
         Key={"run_id": run_id, "stage": STAGE},
         UpdateExpression=expression,
@@ -137,9 +142,13 @@ def record_part(
     if alone:
         sets.append("expected = :e")
         values[":e"] = [part.key]
+    deletes = []
     if part.outcome in FAILED_OUTCOMES:
         # Objects that failed whole stay listed on the run, for the summary and the operator.
         adds.append("failed_objects :k")
+    else:
+        # A re-upload that now reads replaces the failed version it follows.
+        deletes.append("failed_objects :k")
     _update(run_id, [], {}, {})  # creates the part_counts map the next update writes into
     item = _update(
         run_id,
@@ -147,8 +156,41 @@ def record_part(
         {"#part": part.key},
         values | {":c": part.model_dump(exclude_none=True)},
         adds,
+        deletes,
     )
     return _complete_if_ready(item, owner)
+
+
+def run_item(run_id: str) -> dict[str, Any]:
+    """The run's validate item as it is now (strongly consistent), or {} before its first object."""
+    item = _table().get_item(Key={"run_id": run_id, "stage": STAGE}, ConsistentRead=True)
+    return item.get("Item") or {}
+
+
+def closed_reason(item: dict[str, Any], owner: str) -> str | None:
+    """Why no object may join the run of ``item`` any more, or None while it is open.
+
+    A run is closed once its completion is claimed: from then on its rows are what Run
+    Validated announces and preparation reads, so a late or changed object would leave the
+    lake, the ledger's counts and a model's lineage disagreeing. The claim's owner (the same
+    object version, retried after a failed emit) may still finish what it started.
+    """
+    state = item.get("completion")
+    if state is None or item.get("owner") == owner:
+        return None
+    handed = "validated and handed to preparation" if state == "emitted" else "being completed"
+    return f"run {item['run_id']} is already {handed}; upload into a new run prefix"
+
+
+def record_refusal(run_id: str, key: str, version: str, reason: str) -> None:
+    """Keep an object version refused by a closed run on the run's item (counts untouched)."""
+    _update(run_id, ["refused = if_not_exists(refused, :nothing)"], {}, {":nothing": {}})
+    _update(
+        run_id,
+        ["refused.#k = :r"],
+        {"#k": key},
+        {":r": {"version": version, "reason": reason, "at": _now()}},
+    )
 
 
 def record_bad_manifest(run_id: str, dataset: str, manifest_key: str, reason: str) -> None:

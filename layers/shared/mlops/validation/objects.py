@@ -27,26 +27,33 @@ from pydantic import BaseModel, ValidationError
 
 from mlops import lake, runs
 from mlops.clients import client
-from mlops.contract import Contract, ContractError, load_contract
+from mlops.contract import NUMERIC_TYPES, Contract, ContractError, load_contract
 from mlops.observability import bind_run, logger
 from mlops.settings import get_settings
 from mlops.validation.completion import (
     Completion,
     PartOutcome,
     RawManifest,
+    closed_reason,
     record_bad_manifest,
     record_manifest,
     record_part,
+    record_refusal,
+    run_item,
 )
-from mlops.validation.readers import UnreadableObject, check_format, read_object
+from mlops.validation.readers import UnreadableObject, check_format, read_object, too_large
+from mlops.validation.spreadsheet import to_csv
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from mlops.validation.checks import CheckResult
 
-Outcome = Literal["validated", "rejected", "unreadable", "missing", "manifest", "bad_manifest"]
+Outcome = Literal[
+    "validated", "rejected", "unreadable", "missing", "manifest", "bad_manifest", "refused"
+]
 METRIC_OF_OUTCOME = {
+    "refused": "ObjectsRefused",
     "validated": "ObjectsValidated",
     "rejected": "ObjectsRejected",
     "unreadable": "UnreadableObjects",
@@ -61,6 +68,8 @@ _RUN_PREFIX = re.compile(r"(?:^|/)run_id=[^/]+/")
 _INGEST_DATE = re.compile(r"(?:^|/)ingest_date=(\d{4}-\d{2}-\d{2})/")
 # CopyObject's limit: a larger unreadable object stays in the raw zone, its report says so.
 MAX_COPY_BYTES = 5 * 1024**3
+# People open quarantined rows in a spreadsheet: the CSV holds the first this many.
+CSV_ROWS = 10_000
 _ATHENA_TYPES = {
     "int": "bigint",
     "float": "double",
@@ -227,15 +236,27 @@ def _mark_replayed(response: Any, data_record: Any) -> Any:
 
 
 def validate_object(obj: RawObject) -> ObjectResult:
-    """Validate one object version (not idempotent by itself: see ``handle_object_created``)."""
+    """Validate one object version (not idempotent by itself: see ``handle_object_created``).
+
+    An object of a run that is already complete is refused before anything is read or
+    written; one of an open run replaces what an earlier version of its key produced.
+    """
     dataset = lake.dataset_of_key(obj.key) or "unknown"
     run_id = runs.run_id_for_object(obj.key, obj.version)
     bind_run(run_id, dataset=dataset, object_key=obj.key)
+    run = run_item(run_id)
+    closed = closed_reason(run, owner=f"{obj.key}#{obj.version}")
+    if closed:
+        return _refuse(obj, dataset, run_id, closed)
     if obj.key.rsplit("/", 1)[-1] == lake.MANIFEST:
         return _record_manifest(obj, dataset, run_id)
 
+    # One partition per run: the key's date, else the date its first object was given, so a
+    # re-upload on another day replaces its rows instead of adding a second partition.
     match = _INGEST_DATE.search(obj.key)
-    ingest_date = match.group(1) if match else obj.event_time.strftime("%Y-%m-%d")
+    ingest_date = (
+        match.group(1) if match else run.get("ingest_date") or obj.event_time.strftime("%Y-%m-%d")
+    )
     contract: Contract | None = None
     try:
         if lake.dataset_of_key(obj.key) is None:
@@ -243,8 +264,13 @@ def validate_object(obj: RawObject) -> ObjectResult:
         # Before anything is read: an object of another kind is rejected by its name alone.
         check_format(obj.key)
         contract = load_contract(dataset)
+        limit = get_settings().max_decompressed_bytes
+        if obj.size and obj.size > limit:
+            # Not even fetched: more bytes than validation would decode.
+            raise too_large(f"object of {int(obj.size):,} bytes", limit)
         body = _read(obj)
         if body is None:
+            _forget_earlier(obj, dataset, run_id, ingest_date)
             return _finish(
                 obj, dataset, run_id, ingest_date, contract, "missing", "object no longer exists"
             )
@@ -275,7 +301,7 @@ def _validate_data(
     from mlops.validation.checks import check_frame, expected_columns
 
     try:
-        read = read_object(body, obj.key)
+        read = read_object(body, obj.key, max_bytes=get_settings().max_decompressed_bytes)
         found = sorted(map(str, read.frame.columns))
         if not set(found) & expected_columns(contract):
             raise UnreadableObject(f"none of the contract's columns in {found}")
@@ -332,13 +358,9 @@ def _write_rows(
     """Write this object's rows, replacing what an earlier attempt for the same key wrote."""
     import awswrangler as wr
 
-    # awswrangler appends a random suffix to file names; a prefix of our own per source key
-    # lets a retry (or a changed re-upload) delete its earlier files instead of duplicating.
-    prefix = "src-" + hashlib.sha256(obj.key.encode()).hexdigest()[:16] + "-"
+    prefix = _forget_earlier(obj, dataset, run_id, ingest_date)
     ingest_time = obj.event_time.astimezone(timezone.utc).replace(tzinfo=None)
-
     valid_root = lake.validated_path(settings.require("validated_bucket"), dataset)
-    wr.s3.delete_objects(f"{valid_root}ingest_date={ingest_date}/run_id={run_id}/{prefix}")
     if result.rows_valid:
         valid = _with_lineage(result.valid, obj, run_id, ingest_time)
         valid["ingest_date"] = ingest_date
@@ -354,17 +376,54 @@ def _write_rows(
             filename_prefix=prefix,
         )
 
-    rows_root = lake.quarantine_rows_path(settings.require("quarantine_bucket"), dataset)
-    wr.s3.delete_objects(f"{rows_root}run_id={run_id}/{prefix}")
-    if result.rows_quarantined:
-        wr.s3.to_parquet(
-            _with_lineage(result.invalid, obj, run_id, ingest_time),
-            path=rows_root,
-            dataset=True,
-            mode="append",
-            partition_cols=["run_id"],
-            filename_prefix=prefix,
-        )
+    quarantine = settings.require("quarantine_bucket")
+    s3 = client("s3")
+    # What an earlier, unreadable version of this key left: it no longer stands for the key.
+    s3.delete_object(Bucket=quarantine, Key=lake.quarantine_object_key(dataset, run_id, obj.key))
+    if not result.rows_quarantined:
+        return
+    rows_root = lake.quarantine_rows_path(quarantine, dataset)
+    wr.s3.to_parquet(
+        _with_lineage(result.invalid, obj, run_id, ingest_time),
+        path=rows_root,
+        dataset=True,
+        mode="append",
+        partition_cols=["run_id"],
+        filename_prefix=prefix,
+    )
+    numeric = [name for name, spec in contract.columns.items() if spec.type in NUMERIC_TYPES]
+    s3.put_object(
+        Bucket=quarantine,
+        Key=lake.quarantined_rows_csv_key(dataset, run_id, obj.key),
+        Body=to_csv(result.invalid.head(CSV_ROWS), numeric_columns=numeric),
+        ContentType="text/csv; charset=utf-8",
+    )
+
+
+def _forget_earlier(obj: RawObject, dataset: str, run_id: str, ingest_date: str) -> str:
+    """Delete the rows an earlier version (or attempt) of this key left in its run; the prefix.
+
+    awswrangler appends a random suffix to file names; a prefix of our own per source key
+    lets a retry or a changed re-upload replace its earlier files instead of adding to them.
+    """
+    settings = get_settings()
+    prefix = "src-" + hashlib.sha256(obj.key.encode()).hexdigest()[:16] + "-"
+    validated = settings.require("validated_bucket")
+    quarantine = settings.require("quarantine_bucket")
+    _delete_prefix(validated, f"{dataset}/ingest_date={ingest_date}/run_id={run_id}/{prefix}")
+    _delete_prefix(quarantine, f"rows/{dataset}/run_id={run_id}/{prefix}")
+    client("s3").delete_object(
+        Bucket=quarantine, Key=lake.quarantined_rows_csv_key(dataset, run_id, obj.key)
+    )
+    return prefix
+
+
+def _delete_prefix(bucket: str, prefix: str) -> None:
+    s3 = client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
 
 
 def _with_lineage(
@@ -411,8 +470,10 @@ def _report(
     }
 
 
-def _put_report(dataset: str, run_id: str, obj: RawObject, report: dict[str, Any]) -> str:
-    key = lake.validation_report_key(dataset, run_id, obj.key)
+def _put_report(
+    dataset: str, run_id: str, obj: RawObject, report: dict[str, Any], key: str | None = None
+) -> str:
+    key = key or lake.validation_report_key(dataset, run_id, obj.key)
     client("s3").put_object(
         Bucket=get_settings().require("quarantine_bucket"),
         Key=key,
@@ -431,6 +492,7 @@ def _unreadable(
     reason: str,
 ) -> ObjectResult:
     """Keep a copy of the whole object in quarantine with a report; never retried."""
+    _forget_earlier(obj, dataset, run_id, ingest_date)
     quarantine = get_settings().require("quarantine_bucket")
     source = {"Bucket": obj.bucket, "Key": obj.key}
     if obj.version_id:
@@ -466,6 +528,7 @@ def _finish(
     rows_in, rows_valid, rows_quarantined = rows
     part = PartOutcome(
         key=obj.key,
+        version_id=obj.version_id,
         outcome=outcome,
         rows_in=rows_in,
         rows_valid=rows_valid,
@@ -482,6 +545,19 @@ def _finish(
         alone=not _RUN_PREFIX.search(obj.key),
     )
     return _result(obj, dataset, run_id, outcome, completion, part=part, report_key=report_key)
+
+
+def _refuse(obj: RawObject, dataset: str, run_id: str, reason: str) -> ObjectResult:
+    """An object version arriving into a complete run: a report and a ledger note, no rows.
+
+    The zones and the run's counts stay those of the versions the run was completed with.
+    """
+    report = _report(obj, dataset, run_id, None, "refused", reason)
+    key = lake.refusal_report_key(dataset, run_id, obj.key, obj.version)
+    _put_report(dataset, run_id, obj, report, key)
+    record_refusal(run_id, obj.key, obj.version, reason)
+    logger.warning("object refused: its run is complete", extra={"reason": reason})
+    return _result(obj, dataset, run_id, "refused", None, reason=reason, report_key=key)
 
 
 def _record_manifest(obj: RawObject, dataset: str, run_id: str) -> ObjectResult:

@@ -4,6 +4,12 @@ Supported formats, by the key's extension in any case: ``.csv``, ``.csv.gz``, ``
 ``.jsonl.gz`` and ``.parquet``. Anything else is an ``UnsupportedFormat`` (rejected whole with
 that reason, never ignored).
 
+Hostile input is bounded: a gzip stream is decompressed through a cap on its decompressed
+bytes (``MAX_DECOMPRESSED_BYTES``, settings ``max_decompressed_bytes``), in chunks, so a small
+gzip that expands to gigabytes is refused once the cap is crossed, without inflating the rest;
+a plain object larger than the cap, or a parquet file whose row groups declare more
+uncompressed bytes than it, is refused before parsing (``TooLarge``).
+
 One bad line does not sink a file: a CSV line with the wrong number of fields, or a JSON line
 that is not a JSON object, comes back as a ``BadLine`` (its line number and why) beside the
 frame of the good lines, to be quarantined as one row. Whole-file reads stay the fast path;
@@ -38,6 +44,11 @@ FORMATS = {
 # bad lines of an object (every bad line is still counted and quarantined with its reason).
 MAX_LINE_TEXT = 2000
 KEPT_LINE_TEXTS = 1000
+# Default cap on the bytes a raw object decodes to (``Settings.max_decompressed_bytes``): the
+# validate function (3 GB) parses that much into a frame several times its size.
+MAX_DECOMPRESSED_BYTES = 256 * 1024**2
+# Decompressed per step: the most a step can overshoot the cap by.
+_GZIP_CHUNK = 1024**2
 
 
 class UnreadableObject(ValueError):
@@ -46,6 +57,18 @@ class UnreadableObject(ValueError):
 
 class UnsupportedFormat(UnreadableObject):
     """An object whose name declares no format validation reads."""
+
+
+class TooLarge(UnreadableObject):
+    """An object that decodes to more bytes than validation reads (a gzip bomb, say)."""
+
+
+def too_large(what: str, limit: int) -> TooLarge:
+    """The refusal of an object over ``limit`` bytes, naming the setting that raises it."""
+    return TooLarge(
+        f"{what} over the limit of {limit:,} bytes (MAX_DECOMPRESSED_BYTES); "
+        "split the data into smaller objects"
+    )
 
 
 @dataclass(frozen=True)
@@ -98,18 +121,23 @@ def read_frame(body: bytes, key: str) -> pd.DataFrame:
     return read_object(body, key).frame
 
 
-def read_object(body: bytes, key: str) -> ReadResult:
-    """Parse ``body`` in the format ``key`` declares: the frame of good records and bad lines."""
+def read_object(body: bytes, key: str, *, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> ReadResult:
+    """Parse ``body`` in the format ``key`` declares: the frame of good records and bad lines.
+
+    ``max_bytes`` caps what the object may decode to (``TooLarge`` beyond it).
+    """
     fmt = check_format(key)
     if not body:
         raise UnreadableObject("empty object")
     if fmt.endswith(".gz"):
-        body = _gunzip(body)
-        if not body.strip():
+        body = gunzip(body, max_bytes)
+        if not body or body.isspace():
             raise UnreadableObject("empty object: no records")
+    elif len(body) > max_bytes:
+        raise too_large(f"object of {len(body):,} bytes", max_bytes)
     base = fmt.removesuffix(".gz")
     if base == "parquet":
-        frame, bad = _parquet(body), []
+        frame, bad = _parquet(body, max_bytes), []
     elif base == "csv":
         frame, bad = _csv(body)
     else:
@@ -119,16 +147,43 @@ def read_object(body: bytes, key: str) -> ReadResult:
     return ReadResult(frame, fmt, bad)
 
 
-def _gunzip(body: bytes) -> bytes:
+def gunzip(body: bytes, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> bytes:
+    """The decompressed ``body`` (every member), or ``TooLarge`` once it passes ``max_bytes``.
+
+    Decompressed a chunk at a time (``gzip.decompress`` would inflate all of it first), so
+    memory stays within the cap plus one chunk whatever the stream expands to.
+    """
+    # A complete stream ends with its last member's size mod 2**32 (ISIZE). One declaring
+    # more than the cap is counted first, keeping nothing, so a plain bomb costs a chunk of
+    # memory; a stream declaring less (more members, a size past 4 GiB, a cut or forged
+    # trailer) is kept as it is read and refused when it passes the cap.
+    declared = int.from_bytes(body[-4:], "little") if len(body) >= 18 else 0
+    if declared > max_bytes:
+        _inflate(body, max_bytes, keep=None)
+    chunks: list[bytes] = []
+    _inflate(body, max_bytes, keep=chunks)
+    return b"".join(chunks)
+
+
+def _inflate(body: bytes, max_bytes: int, keep: list[bytes] | None) -> None:
+    size = 0
     try:
-        return gzip.decompress(body)
+        with gzip.GzipFile(fileobj=io.BytesIO(body)) as stream:
+            while chunk := stream.read(_GZIP_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    if keep is not None:
+                        keep.clear()
+                    raise too_large(f"gzip of {len(body):,} bytes: decompressed size", max_bytes)
+                if keep is not None:
+                    keep.append(chunk)
     except (OSError, EOFError, zlib.error) as exc:
         # BadGzipFile is an OSError; a cut-off stream raises EOFError.
         raise UnreadableObject(f"not a complete gzip stream: {exc}") from None
 
 
 def _jsonl(text: bytes) -> tuple[pd.DataFrame, list[BadLine]]:
-    if not text.strip():
+    if not text or text.isspace():
         raise UnreadableObject("empty object: no records")
     try:
         return _read_json_lines(text), []
@@ -238,12 +293,21 @@ def _csv(body: bytes) -> tuple[pd.DataFrame, list[BadLine]]:
     return table.to_pandas(), bad
 
 
-def _parquet(body: bytes) -> pd.DataFrame:
+def _parquet(body: bytes, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(io.BytesIO(body))
+        # The footer declares each row group's uncompressed size: a file whose in-file
+        # compression expands past the cap is refused before any page is decompressed.
+        # (A forged footer understates it; the plain-size cap still bounds the file itself.)
+        meta = pq.ParquetFile(pa.BufferReader(body)).metadata
+        declared = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        if declared > max_bytes:
+            raise too_large(f"parquet row groups of {declared:,} bytes uncompressed", max_bytes)
+        table = pq.read_table(pa.BufferReader(body))
+    except TooLarge:
+        raise
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise UnreadableObject(f"not parquet: {exc}") from None
     # Nested columns (lists, structs, maps) have no contract type: each value becomes its JSON
