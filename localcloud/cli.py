@@ -60,9 +60,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="LISTINGS",
         help="serve the demo site and point a Scheduled Event without start_url at it",
     )
-    for name in ("approve", "reject"):
-        command = commands.add_parser(name, help=f"{name} a model package version")
-        command.add_argument("version", type=int)
+    for name, text in (
+        ("approve", "approve a model package version (the newest Approved one serves)"),
+        ("reject", "reject a model package version (a serving one is replaced)"),
+        ("pin", "serve this Approved version whatever newer ones are approved"),
+    ):
+        commands.add_parser(name, help=text).add_argument("version", type=int)
+    commands.add_parser("unpin", help="clear the pin: the newest Approved version serves")
+    commands.add_parser("rollback", help="pin the Approved version before the one serving")
     predict = commands.add_parser("predict", help="a prediction through the served model")
     predict.add_argument("payload", help="JSON object with the model's input fields")
     contract = commands.add_parser("contract", help="dataset contracts").add_subparsers(
@@ -101,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "invoke": _invoke,
         "approve": _model_command,
         "reject": _model_command,
+        "pin": _model_command,
+        "unpin": _model_command,
+        "rollback": _model_command,
         "predict": _model_command,
         "publish-code": _publish,
         "contract": _contract_init,
@@ -455,6 +463,8 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 # ---------------------------------------------------------------------- model commands
 _EXIT_USAGE = 2
+# approve/reject/pin/unpin that would change nothing (already so): not an error, not a success.
+_EXIT_UNCHANGED = 4
 
 
 def _payload(text: str) -> dict[str, Any] | list[Any]:
@@ -481,7 +491,7 @@ def _model_command(args: argparse.Namespace) -> int:
             _echo(f'mlops predict: {exc} (e.g. \'{{"make": "toyota", "year": 2018}}\')')
             return _EXIT_USAGE
     else:
-        argument = args.version
+        argument = getattr(args, "version", None)
     if importlib.util.find_spec("localcloud.model_commands") is None:
         _echo(f"mlops {args.command}: not available yet")
         return 1
@@ -496,11 +506,20 @@ def _model_command(args: argparse.Namespace) -> int:
         _echo(f"mlops {args.command}: not available yet")
         return 1
     try:
-        result = command(RemoteCloud(state), argument)
+        target = RemoteCloud(state)
+        result = command(target) if argument is None else command(target, argument)
+    except model_commands.Unchanged as exc:
+        _echo(f"mlops {args.command}: nothing to change: {exc}")
+        return _EXIT_UNCHANGED
+    except model_commands.Refused as exc:
+        _echo(f"mlops {args.command}: refused: {exc}")
+        return _EXIT_USAGE
     except Exception as exc:  # the command's own message says what is wrong
         _echo(f"mlops {args.command} failed: {type(exc).__name__}: {exc}")
         return 1
-    if result is not None:
+    if isinstance(result, dict) and "message" in result:
+        _echo(f"mlops {args.command}: {result['message']}")
+    elif result is not None:
         print(json.dumps(result, indent=2, default=str) if not isinstance(result, str) else result)
     return 0
 

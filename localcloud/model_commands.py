@@ -1,19 +1,22 @@
-"""``mlops approve``, ``mlops reject`` and ``mlops predict``: AWS API calls only.
+"""``mlops approve/reject/pin/unpin/rollback`` and ``mlops predict``: AWS API calls only.
 
 They take a running local cloud (or its AWS endpoint URL, e.g. of ``mlops local up``) and do
 what a person does in the SageMaker console or with the AWS CLI, so the same calls would work
-against AWS itself.
+against AWS itself. What serves follows ``mlops.serving``: the newest Approved version, or the
+pinned one while it is Approved; each command says what will serve as a result, and one that
+would change nothing raises ``Unchanged`` instead of succeeding silently.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 import boto3
 
-from mlops import naming
+from mlops import naming, serving
 
 RUNTIME_ENV = "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"
 
@@ -93,32 +96,167 @@ def find_version(target: Any, version: int, dataset: str | None = None) -> dict[
     )
 
 
+class Unchanged(Exception):
+    """The command would change nothing; the message says what serves and how to change it."""
+
+
+class Refused(Exception):
+    """The command cannot do what was asked (e.g. pin a version that is not Approved)."""
+
+
+def _group(target: Any, dataset: str | None) -> str:
+    stage, name = _stage_and_dataset(target, dataset)
+    return naming.model_package_group(name, stage)
+
+
+def _serving_now(target: Any, dataset: str | None) -> int | None:
+    """The version the endpoint serves now (from its config's name), None without one."""
+    stage, name = _stage_and_dataset(target, dataset)
+    sagemaker = _client(target, "sagemaker")
+    try:
+        endpoint = sagemaker.describe_endpoint(EndpointName=naming.endpoint_name(name, stage))
+    except sagemaker.exceptions.ClientError:
+        return None
+    match = re.search(r"-v(\d+)$", endpoint.get("EndpointConfigName", ""))
+    return int(match.group(1)) if match else None
+
+
+def _consequence(target: Any, dataset: str | None, registry: serving.Registry) -> str:
+    """What will serve under the rule, and what serves now if that differs."""
+    choice = serving.choose(registry)
+    now = _serving_now(target, dataset)
+    text = f"will serve: {choice.describe()}"
+    if now != choice.version:
+        text += f"; serving now: {f'v{now}' if now is not None else 'nothing'}"
+        text += " (the deploy function converges it)"
+    return text
+
+
+def _outcome(target: Any, dataset: str | None, done: str, **fields: Any) -> dict[str, Any]:
+    registry = serving.read(_client(target, "sagemaker"), _group(target, dataset))
+    choice = serving.choose(registry)
+    return fields | {
+        "serving": choice.describe(),
+        "message": f"{done}. {_consequence(target, dataset, registry)}",
+    }
+
+
 def _set_status(
     target: Any, version: int, status: str, dataset: str | None, note: str
 ) -> dict[str, Any]:
     summary = find_version(target, version, dataset)
     before = summary.get("ModelApprovalStatus")
+    if before == status:
+        # SageMaker emits no state-change event for an update that keeps the status, so this
+        # would change nothing; say what serves instead of exiting 0 silently.
+        registry = serving.read(_client(target, "sagemaker"), _group(target, dataset))
+        choice = serving.choose(registry)
+        hint = ""
+        if status == serving.APPROVED and choice.version != version:
+            hint = f" To serve v{version}: mlops pin {version}"
+        raise Unchanged(
+            f"v{version} is already {status}; {choice.describe()} serves.{hint}".rstrip()
+        )
     _client(target, "sagemaker").update_model_package(
         ModelPackageArn=summary["ModelPackageArn"],
         ModelApprovalStatus=status,
         ApprovalDescription=note,
     )
-    return {
-        "model_package_arn": summary["ModelPackageArn"],
-        "version": version,
-        "previous_status": before,
-        "status": status,
-    }
+    return _outcome(
+        target,
+        dataset,
+        f"v{version}: {before} -> {status}",
+        model_package_arn=summary["ModelPackageArn"],
+        version=version,
+        previous_status=before,
+        status=status,
+    )
 
 
 def approve(target: Any, version: int, dataset: str | None = None) -> dict[str, Any]:
-    """Approve a version: the registry emits the event that deploys it (an older one = rollback)."""
+    """Approve a version; the newest Approved one serves unless a version is pinned."""
     return _set_status(target, version, "Approved", dataset, "approved with `mlops approve`")
 
 
 def reject(target: Any, version: int, dataset: str | None = None) -> dict[str, Any]:
-    """Reject a version; nothing is deployed."""
+    """Reject a version; if it was serving, the next one the rule chooses replaces it."""
     return _set_status(target, version, "Rejected", dataset, "rejected with `mlops reject`")
+
+
+def _set_pin(target: Any, registry: serving.Registry, version: int | None) -> None:
+    """Record the pin on the group and tell the deploy function (tags emit no event)."""
+    sagemaker = _client(target, "sagemaker")
+    assert registry.group_arn is not None
+    if version is None:
+        sagemaker.delete_tags(ResourceArn=registry.group_arn, TagKeys=[serving.PIN_TAG])
+    else:
+        sagemaker.add_tags(
+            ResourceArn=registry.group_arn,
+            Tags=[{"Key": serving.PIN_TAG, "Value": str(version)}],
+        )
+    detail = {"ModelPackageGroupName": registry.group, "PinnedVersion": version}
+    result = _client(target, "events").put_events(
+        Entries=[
+            {
+                "Source": serving.EVENT_SOURCE,
+                "DetailType": serving.PIN_CHANGED,
+                "Detail": json.dumps(detail),
+                "Resources": [registry.group_arn],
+            }
+        ]
+    )
+    if result.get("FailedEntryCount"):
+        raise RuntimeError(f"PutEvents refused the pin event: {result['Entries']}")
+
+
+def _registry(target: Any, dataset: str | None) -> serving.Registry:
+    group = _group(target, dataset)
+    registry = serving.read(_client(target, "sagemaker"), group)
+    if registry.group_arn is None:
+        raise ModelVersionNotFound(f"no model package group {group}")
+    return registry
+
+
+def pin(target: Any, version: int, dataset: str | None = None) -> dict[str, Any]:
+    """Serve ``version`` (an Approved one) whatever newer versions are approved."""
+    registry = _registry(target, dataset)
+    status = registry.statuses.get(version)
+    if status is None:
+        raise ModelVersionNotFound(
+            f"no version {version} in model package group {registry.group}; "
+            f"versions: {sorted(registry.statuses)}"
+        )
+    if status != serving.APPROVED:
+        raise Refused(
+            f"v{version} is {status}; only an Approved version can be pinned "
+            f"(mlops approve {version} first)"
+        )
+    if registry.pinned == version:
+        raise Unchanged(f"v{version} is already pinned; {serving.choose(registry).describe()}")
+    _set_pin(target, registry, version)
+    return _outcome(target, dataset, f"pinned v{version}", pinned=version)
+
+
+def unpin(target: Any, dataset: str | None = None) -> dict[str, Any]:
+    """Clear the pin: the newest Approved version serves again."""
+    registry = _registry(target, dataset)
+    if registry.pinned is None:
+        choice = serving.choose(registry)
+        raise Unchanged(f"nothing is pinned; {choice.describe()} serves")
+    _set_pin(target, registry, None)
+    return _outcome(target, dataset, f"unpinned v{registry.pinned}", pinned=None)
+
+
+def rollback(target: Any, dataset: str | None = None) -> dict[str, Any]:
+    """Pin the newest Approved version older than the one the rule chooses now."""
+    registry = _registry(target, dataset)
+    choice = serving.choose(registry)
+    older = [v for v in registry.approved if choice.version is not None and v < choice.version]
+    if not older:
+        raise Refused(
+            f"{choice.describe()} serves and no older version is Approved to roll back to"
+        )
+    return pin(target, older[-1], dataset)
 
 
 def predict(

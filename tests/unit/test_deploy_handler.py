@@ -1,4 +1,4 @@
-"""The deploy function in moto: create, blue/green update, ignore non-approvals, verify."""
+"""The deploy function in moto: create, blue/green update, pins, no-op events, verify."""
 
 from __future__ import annotations
 
@@ -87,6 +87,18 @@ def deploy(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def deploy_stage(version: int) -> dict[str, Any]:
     return next(s for s in ledger.stages(RUNS[version]) if s["stage"] == "deploy")
+
+
+def pin(cloud: dict[str, Any], version: int | None) -> None:
+    """Set (or clear, with None) the group's pin as `mlops pin` / `unpin` does."""
+    from mlops.serving import PIN_TAG
+
+    sagemaker = cloud["sagemaker"]
+    group = sagemaker.describe_model_package_group(ModelPackageGroupName=GROUP)
+    arn = group["ModelPackageGroupArn"]
+    sagemaker.delete_tags(ResourceArn=arn, TagKeys=[PIN_TAG])
+    if version is not None:
+        sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": PIN_TAG, "Value": str(version)}])
 
 
 def notifications(cloud: dict[str, Any]) -> list[str]:
@@ -204,18 +216,35 @@ def test_the_canary_is_at_most_half_of_any_instance_count_the_variant_can_have(
     assert canary["Value"] * 2 <= target["MinCapacity"]
 
 
-def test_approving_an_older_version_redeploys_it_reusing_its_model(
+def test_an_approval_event_of_an_older_version_leaves_the_newest_serving(
     cloud, event, lambda_context
 ) -> None:
     register(cloud, 1)
     deploy(event("model_package_approved"), lambda_context)
     arn = register(cloud, 2)
     deploy(package_event(event, "model_package_approved", 2, arn), lambda_context)
-    # when version 1 is approved again (the rollback)
+    # when version 1's approval is delivered again (late, or redelivered)
     result = deploy(event("model_package_approved"), lambda_context)
+    # then the newest Approved version keeps serving: the registry decides, not the event
+    endpoint = cloud["sagemaker"].describe_endpoint(EndpointName=ENDPOINT)
+    assert result["outcome"] == "AlreadyServing"
+    assert result["serving"] == "v2 (newest Approved)"
+    assert endpoint["EndpointConfigName"] == "mlops-used-cars-dev-v2"
+
+
+def test_pinning_an_older_version_redeploys_it_reusing_its_model(
+    cloud, event, lambda_context
+) -> None:
+    register(cloud, 1)
+    deploy(event("model_package_approved"), lambda_context)
+    arn = register(cloud, 2)
+    deploy(package_event(event, "model_package_approved", 2, arn), lambda_context)
+    # when version 1 is pinned (events/serving_pin_changed.json: `mlops pin 1`)
+    pin(cloud, 1)
+    result = deploy(event("serving_pin_changed"), lambda_context)
     # then the endpoint serves v1 again from the existing model and config
     endpoint = cloud["sagemaker"].describe_endpoint(EndpointName=ENDPOINT)
-    assert result["outcome"] == "Deploying"
+    assert result["outcome"] == "Deploying" and result["serving"] == "v1 (pinned)"
     assert endpoint["EndpointConfigName"] == "mlops-used-cars-dev-v1"
     assert len(cloud["sagemaker"].list_models()["Models"]) == 2
 
@@ -228,7 +257,8 @@ def test_pending_or_rejected_package_events_deploy_nothing(
     status = event(sample)["detail"]["ModelApprovalStatus"]
     register(cloud, 1, status=status)
     result = deploy(event(sample), lambda_context)
-    assert result["outcome"] == "Ignored"
+    assert result["outcome"] == "Unchanged"
+    assert result["serving"] == "nothing (no Approved version)"
     assert cloud["sagemaker"].list_models()["Models"] == []
     assert cloud["sagemaker"].list_endpoints()["Endpoints"] == []
     assert ledger.stages(RUNS[1]) == []

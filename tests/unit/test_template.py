@@ -27,6 +27,7 @@ EXPECTED_SUBSCRIPTIONS = {
     "EvaluateFunction": {("aws.sagemaker", "SageMaker Training Job State Change")},
     "DeployFunction": {
         ("aws.sagemaker", "SageMaker Model Package State Change"),
+        ("mlops.serving", "Serving Pin Changed"),
         ("aws.sagemaker", "SageMaker Endpoint State Change"),
     },
 }
@@ -273,7 +274,8 @@ def test_sagemaker_names_in_the_template_match_the_names_the_code_derives(
     dataset, stage = template.parameters["DatasetName"], template.parameters["Stage"]
     group = template.sam["Resources"]["ModelPackageGroup"]["Properties"]["ModelPackageGroupName"]
     endpoint = template.sam["Outputs"]["EndpointName"]["Value"]
-    approved = template.sam["Resources"]["DeployFunction"]["Properties"]["Events"]["ModelApproved"]
+    events = template.sam["Resources"]["DeployFunction"]["Properties"]["Events"]
+    approved = events["ModelPackageStateChange"]
     (listened_group,) = approved["Properties"]["Pattern"]["detail"]["ModelPackageGroupName"]
     assert resolve(group) == naming.model_package_group(dataset, stage)
     # The approval event carries the group's name (Ref of a group would be its ARN); every
@@ -341,6 +343,7 @@ ROLE_ACTIONS = {
     "DeployFunctionRole": DLQ
     | NOTIFY
     | {"sagemaker:DescribeModelPackage", "iam:PassRole", "iam:CreateServiceLinkedRole"}
+    | {"sagemaker:ListModelPackages", "sagemaker:DescribeModelPackageGroup"}
     | {
         "sagemaker:CreateModel",
         "sagemaker:DescribeModel",

@@ -1,8 +1,11 @@
-"""The deploy stage: an approved model package goes live on its dataset's endpoint, verified.
+"""The deploy stage: a dataset's endpoint serves what the serving rule chooses, verified.
 
-Approving any version deploys it, so approving an older one is the rollback. Updates are
-blue/green with the template's alarms as automatic rollback triggers; the endpoint's state
-change afterwards tells whether the intended version is really the one serving.
+Every approval change in a model package group, and every pin change, makes the deploy stage
+read the registry, choose with ``mlops.serving`` (the newest Approved version, or the pinned
+one while it is Approved) and converge the endpoint to it: create, blue/green update, nothing,
+or, when no version may serve, delete it. Updates use the template's alarms as automatic
+rollback triggers; the endpoint's state change afterwards tells whether the intended version is
+really the one serving.
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops import ledger, naming
+from mlops import ledger, naming, serving
 from mlops.clients import client
 from mlops.notifications import notify
 from mlops.observability import bind_run, logger
 from mlops.settings import Settings, get_settings
 
 STAGE = "deploy"
+# The ledger stage recording that a run's model stopped serving because nothing may serve.
+OUT_OF_SERVICE = "out_of_service"
 VARIANT = "AllTraffic"
 # What the deploy stage meant the endpoint to serve; the verification compares against it.
 INTENT_CONFIG, INTENT_RUN, INTENT_VERSION = "mlops:config", "mlops:run_id", "mlops:version"
@@ -49,6 +54,15 @@ class ModelPackageStateDetail(BaseModel):
     ModelApprovalStatus: str | None = None
 
 
+class ServingPinDetail(BaseModel):
+    """The detail of "Serving Pin Changed" (ours: `mlops pin` / `unpin` put it)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    ModelPackageGroupName: str
+    PinnedVersion: int | None = None
+
+
 class EndpointStateDetail(BaseModel):
     """The detail of "SageMaker Endpoint State Change"."""
 
@@ -63,12 +77,23 @@ class EndpointStateDetail(BaseModel):
 
 
 class DeployOutcome(BaseModel):
-    outcome: Literal["Ignored", "Deploying", "AlreadyServing", "Verified", "RolledBack", "Failed"]
+    outcome: Literal[
+        "Ignored",
+        "Unchanged",
+        "Deploying",
+        "AlreadyServing",
+        "TakenOutOfService",
+        "Verified",
+        "RolledBack",
+        "Failed",
+    ]
     endpoint_name: str | None = None
     endpoint_config_name: str | None = None
     model_package_version: int | None = None
     run_id: str | None = None
     reason: str | None = None
+    # What the serving rule chose, e.g. "v5 (newest Approved)".
+    serving: str | None = None
 
 
 def _missing(error: Exception) -> bool:
@@ -188,20 +213,69 @@ def _describe_endpoint(name: str) -> dict[str, Any] | None:
         raise
 
 
-def deploy_model_package(detail: ModelPackageStateDetail) -> DeployOutcome:
-    """Create or blue/green-update the endpoint to serve an Approved package; others are ignored."""
-    if detail.ModelApprovalStatus != "Approved":
-        # The rule filters on Approved, but a creation or rejection event must never deploy.
-        logger.info("not an approval; ignored", extra={"status": detail.ModelApprovalStatus})
-        return DeployOutcome(outcome="Ignored", reason=f"status {detail.ModelApprovalStatus}")
+def on_model_package_change(detail: ModelPackageStateDetail) -> DeployOutcome:
+    """Any approval change in a group: converge its endpoint to what the serving rule says."""
+    return converge(detail.ModelPackageGroupName, package_arn=detail.ModelPackageArn)
+
+
+def on_pin_change(detail: ServingPinDetail) -> DeployOutcome:
+    """A pin set or cleared (`mlops pin` / `unpin`): converge the group's endpoint."""
+    return converge(detail.ModelPackageGroupName, asked_for=detail.PinnedVersion)
+
+
+def _describe_package(arn: str) -> dict[str, Any] | None:
+    sagemaker = client("sagemaker")
+    try:
+        return dict(sagemaker.describe_model_package(ModelPackageName=arn))
+    except sagemaker.exceptions.ClientError as error:
+        if _missing(error):
+            return None
+        raise
+
+
+def converge(
+    group: str, *, package_arn: str | None = None, asked_for: int | None = None
+) -> DeployOutcome:
+    """Make the group's endpoint serve the version the serving rule chooses, or none.
+
+    ``asked_for`` is the version the event is about: a person acting on it may retry a
+    version whose last update rolled back, an unrelated event may not.
+    """
     settings = get_settings()
-    package = client("sagemaker").describe_model_package(ModelPackageName=detail.ModelPackageArn)
-    if package.get("ModelApprovalStatus") != "Approved":
-        return DeployOutcome(outcome="Ignored", reason="package is no longer Approved")
-    version = int(package.get("ModelPackageVersion") or detail.ModelPackageVersion or 0)
-    dataset = _dataset_of(detail.ModelPackageGroupName, package, settings)
+    registry = serving.read(client("sagemaker"), group)
+    described: dict[str, dict[str, Any]] = {}
+    if package_arn:
+        # ListModelPackages may not show the change that sent this event yet; Describe does.
+        package = _describe_package(package_arn)
+        if package is not None:
+            described[package_arn] = package
+            asked_for = int(package["ModelPackageVersion"])
+            status = str(package.get("ModelApprovalStatus", ""))
+            registry = registry.with_status(asked_for, status, package_arn)
+    while True:
+        choice = serving.choose(registry)
+        logger.info("serving rule", extra={"group": group, "serves": choice.describe()})
+        if choice.version is None:
+            return _take_out_of_service(registry, choice, described, settings)
+        arn = registry.arns[choice.version]
+        package = described.get(arn) or _describe_package(arn)
+        status = str((package or {}).get("ModelApprovalStatus", "deleted"))
+        if package is not None and status == serving.APPROVED:
+            return _serve(package, choice, asked_for == choice.version, settings)
+        # The listing was behind: decide again without this version (the loop ends, as each
+        # pass removes one Approved version).
+        registry = registry.with_status(choice.version, status, arn)
+
+
+def _serve(
+    package: dict[str, Any], choice: serving.Choice, asked: bool, settings: Settings
+) -> DeployOutcome:
+    """Create or blue/green-update the endpoint to serve ``package``; a no-op if it does."""
+    group = str(package["ModelPackageGroupName"])
+    version = int(package["ModelPackageVersion"])
+    dataset = _dataset_of(group, package, settings)
     props = package.get("CustomerMetadataProperties", {})
-    run_id = props.get("run_id") or f"{detail.ModelPackageGroupName}-v{version}"
+    run_id = props.get("run_id") or f"{group}-v{version}"
     bind_run(run_id, model_package_version=version)
     endpoint = naming.endpoint_name(dataset, settings.stage)
     model = naming.model_name(dataset, version, settings.stage)
@@ -212,42 +286,47 @@ def deploy_model_package(detail: ModelPackageStateDetail) -> DeployOutcome:
         "model_package_version": version,
         "endpoint_config_name": config,
     }
-    ledger.start(run_id, STAGE, **record)
-
-    # Every outcome below names the same run, endpoint, config and version.
+    # Every outcome below names the same run, endpoint, config, version and rule.
     outcome = functools.partial(
         DeployOutcome,
         run_id=run_id,
         endpoint_name=endpoint,
         endpoint_config_name=config,
         model_package_version=version,
+        serving=choice.describe(),
     )
-    _ensure_model(model, package, run_id, settings)
-    intent = [
-        {"Key": INTENT_CONFIG, "Value": config},
-        {"Key": INTENT_RUN, "Value": run_id},
-        {"Key": INTENT_VERSION, "Value": str(version)},
-    ]
-    _ensure_config(config, model, [{"Key": "run_id", "Value": run_id}], settings)
     sagemaker = client("sagemaker")
     current = _describe_endpoint(endpoint)
-    if current and current.get("EndpointStatus") == "Failed":
+    status = (current or {}).get("EndpointStatus")
+    if current is not None and status == "InService":
+        if current.get("EndpointConfigName") == config:
+            return _already_serving(current, run_id, record, outcome)
+        served = _served_version(str(current.get("EndpointConfigName")))
+        if _intent(current).get(INTENT_CONFIG) == config and not asked:
+            # Its last update rolled back (verify_endpoint recorded and notified that); only an
+            # event about this very version (approved again, pinned) tries it once more.
+            return outcome(
+                outcome="Unchanged",
+                reason=f"v{version} rolled back on {endpoint}; v{served} keeps serving",
+            )
+    elif current is not None and status == "Failed":
         # A failed endpoint accepts only DeleteEndpoint, which takes a while: the retry creates.
         sagemaker.delete_endpoint(EndpointName=endpoint)
         raise EndpointBusy(f"deleting failed endpoint {endpoint}; the retry recreates it")
+    elif current is not None:
+        if status != "Deleting" and _intent(current).get(INTENT_CONFIG) == config:
+            # A redelivery while this very deployment is still rolling out.
+            return outcome(outcome="Deploying", reason=f"already {status}")
+        raise EndpointBusy(f"endpoint {endpoint} is {status}; retry later")
+
+    ledger.start(run_id, STAGE, **record)
+    _ensure_model(model, package, run_id, settings)
+    _ensure_config(config, model, [{"Key": "run_id", "Value": run_id}], settings)
+    intent = _intent_tags(config, run_id, version)
     if current is None:
         sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=config, Tags=intent)
         logger.info("endpoint creating", extra=record)
         return outcome(outcome="Deploying")
-    if current.get("EndpointConfigName") == config and current.get("EndpointStatus") == "InService":
-        sagemaker.add_tags(ResourceArn=current["EndpointArn"], Tags=intent)
-        ledger.finish(run_id, STAGE, ledger.Status.SUCCEEDED, **record)
-        return outcome(outcome="AlreadyServing")
-    if current.get("EndpointStatus") != "InService":
-        if _intent(current).get(INTENT_CONFIG) == config:
-            # A redelivery while this very deployment is still rolling out.
-            return outcome(outcome="Deploying", reason=f"already {current.get('EndpointStatus')}")
-        raise EndpointBusy(f"endpoint {endpoint} is {current.get('EndpointStatus')}; retry later")
     sagemaker.add_tags(ResourceArn=current["EndpointArn"], Tags=intent)
     update: dict[str, Any] = {}
     if settings.endpoint_instance_type:
@@ -263,6 +342,99 @@ def deploy_model_package(detail: ModelPackageStateDetail) -> DeployOutcome:
         "endpoint updating (blue/green)", extra=record | {"from": current.get("EndpointConfigName")}
     )
     return outcome(outcome="Deploying")
+
+
+def _intent_tags(config: str, run_id: str, version: int) -> list[dict[str, str]]:
+    return [
+        {"Key": INTENT_CONFIG, "Value": config},
+        {"Key": INTENT_RUN, "Value": run_id},
+        {"Key": INTENT_VERSION, "Value": str(version)},
+    ]
+
+
+def _already_serving(
+    current: dict[str, Any],
+    run_id: str,
+    record: dict[str, Any],
+    outcome: functools.partial[DeployOutcome],
+) -> DeployOutcome:
+    """The endpoint is in service on the chosen version: at most bookkeeping is left."""
+    version, config = record["model_package_version"], record["endpoint_config_name"]
+    if _intent(current).get(INTENT_CONFIG) != config:
+        # It serves this version while meant for another (rejected, or rolled back): adopt it.
+        client("sagemaker").add_tags(
+            ResourceArn=current["EndpointArn"], Tags=_intent_tags(config, run_id, version)
+        )
+    elif _deploy_status(run_id) == ledger.Status.SUCCEEDED.value:
+        return outcome(outcome="AlreadyServing", reason="nothing to change")
+    ledger.finish(run_id, STAGE, ledger.Status.SUCCEEDED, **record)
+    return outcome(outcome="AlreadyServing")
+
+
+def _deploy_status(run_id: str) -> str | None:
+    return next((s.get("status") for s in ledger.stages(run_id) if s.get("stage") == STAGE), None)
+
+
+def _group_dataset(
+    registry: serving.Registry, described: dict[str, dict[str, Any]], settings: Settings
+) -> str | None:
+    """The dataset a group's models belong to, from any of its packages."""
+    for arn in [*described, *(registry.arns[v] for v in sorted(registry.arns, reverse=True))]:
+        package = described.get(arn) or _describe_package(arn)
+        if package is not None:
+            return _dataset_of(registry.group, package, settings)
+    if naming.model_package_group(settings.dataset, settings.stage) == registry.group:
+        return settings.dataset
+    return None
+
+
+def _take_out_of_service(
+    registry: serving.Registry,
+    choice: serving.Choice,
+    described: dict[str, dict[str, Any]],
+    settings: Settings,
+) -> DeployOutcome:
+    """No version may serve: delete the endpoint, record it and tell people, once."""
+    dataset = _group_dataset(registry, described, settings)
+    endpoint = naming.endpoint_name(dataset, settings.stage) if dataset else None
+    current = _describe_endpoint(endpoint) if endpoint else None
+    status = (current or {}).get("EndpointStatus")
+    if current is None or status == "Deleting":
+        return DeployOutcome(
+            outcome="Unchanged",
+            endpoint_name=endpoint,
+            serving=choice.describe(),
+            reason="no Approved version and no endpoint in service",
+        )
+    if status in _IN_PROGRESS:
+        raise EndpointBusy(f"endpoint {endpoint} is {status}; retry later")
+    config = str(current.get("EndpointConfigName") or "")
+    served = _served_version(config) if config else None
+    run_id = _intent(current).get(INTENT_RUN) or f"{registry.group}-v{served}"
+    if served is not None and served in registry.arns:
+        package = described.get(registry.arns[served]) or _describe_package(registry.arns[served])
+        run_id = (package or {}).get("CustomerMetadataProperties", {}).get("run_id") or run_id
+    bind_run(run_id, model_package_version=served)
+    reason = (
+        f"no Approved version left in {registry.group}: endpoint {endpoint} deleted; it served "
+        f"v{served}. Approve a version to serve again."
+    )
+    record = {"endpoint_name": endpoint, "model_package_version": served}
+    # Recorded and told before the delete: a retry after a crash repeats the message rather
+    # than finding no endpoint and saying nothing.
+    ledger.finish(run_id, OUT_OF_SERVICE, ledger.Status.SUCCEEDED, reason=reason, **record)
+    notify(f"{endpoint} taken out of service", reason, run_id=run_id, **record)
+    client("sagemaker").delete_endpoint(EndpointName=endpoint)
+    logger.info("endpoint deleted: nothing may serve", extra=record)
+    return DeployOutcome(
+        outcome="TakenOutOfService",
+        endpoint_name=endpoint,
+        endpoint_config_name=config or None,
+        model_package_version=served,
+        run_id=run_id,
+        serving=choice.describe(),
+        reason=reason,
+    )
 
 
 def _intent(endpoint: dict[str, Any]) -> dict[str, str]:
