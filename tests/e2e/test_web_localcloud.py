@@ -4,7 +4,9 @@ template environment, moto as AWS. No model is deployed, so the API must say so 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -40,6 +42,8 @@ def test_health_without_a_deployed_model_is_503_naming_the_endpoint(cloud: Any) 
     expected = naming.endpoint_name(cloud.parameters["DatasetName"], cloud.parameters["Stage"])
     assert response.json()["endpoint"] == expected
     assert response.json()["endpoint_status"] == "Missing"
+    assert response.json()["message"] == "no model deployed; try again later"
+    assert int(response.headers["Retry-After"]) > 0
 
 
 def test_the_form_page_is_served_from_the_contract(cloud: Any) -> None:
@@ -66,4 +70,28 @@ def test_predictions_are_checked_against_the_contract_before_the_missing_endpoin
     assert refused.status_code == 422
     assert [e["field"] for e in refused.json()["errors"]] == ["year"]
     assert unavailable.status_code == 503
-    assert "does not exist" in unavailable.json()["message"]
+    assert unavailable.json()["message"] == "no model deployed; try again later"
+    assert int(unavailable.headers["Retry-After"]) > 0
+
+
+def test_a_burst_past_the_stage_limits_of_the_template_gets_429s(cloud: Any) -> None:
+    # GET /model: a route no other test here uses, so its bucket starts full.
+    declared = cloud.template.sam["Resources"]["WebApi"]["Properties"]["DefaultRouteSettings"]
+    burst, rate = int(declared["ThrottlingBurstLimit"]), float(declared["ThrottlingRateLimit"])
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(
+            pool.map(
+                lambda _: requests.get(stage_url(cloud, "model"), timeout=60), range(3 * burst)
+            )
+        )
+    elapsed = time.monotonic() - started
+
+    throttled = [a for a in answers if a.status_code == 429]
+    served = [a for a in answers if a.status_code != 429]
+    assert throttled
+    assert {a.content for a in throttled} == {b'{"message":"Too Many Requests"}'}
+    # The bucket held ``burst`` tokens and refilled at ``rate`` a second, no more.
+    assert burst <= len(served) <= burst + rate * elapsed + 1
+    assert {a.status_code for a in served} == {503}  # the function answered: no model yet
