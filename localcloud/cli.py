@@ -49,8 +49,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=900.0)
     _parameter_option(run)
 
-    status = commands.add_parser("status", help="a run's stage timeline (latest run by default)")
+    status = commands.add_parser(
+        "status", help="a run's stage timeline, dead letters and queue (latest run by default)"
+    )
     status.add_argument("run_id", nargs="?")
+    redrive = commands.add_parser(
+        "redrive", help="send dead-lettered events back to their functions (asynchronously)"
+    )
+    redrive.add_argument("--run", dest="run_id", help="only the events of this run")
+    redrive.add_argument("--queue", help="only this DLQ (logical id, e.g. ValidateDLQ, or name)")
+    redrive.add_argument("--dry-run", action="store_true", help="say what would be sent")
+    redrive.add_argument(
+        "--stack-name", help="a stack deployed on AWS (default: the running local cloud)"
+    )
     invoke = commands.add_parser("invoke", help="invoke one function once with an event file")
     invoke.add_argument("function", help="logical id (ScrapeFunction) or folder name (scrape)")
     invoke.add_argument("event_file", type=Path)
@@ -103,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {
         "status": _status,
+        "redrive": _redrive,
         "invoke": _invoke,
         "approve": _model_command,
         "reject": _model_command,
@@ -409,20 +421,97 @@ def _status(args: argparse.Namespace) -> int:
     if not run_id:
         _echo("The ledger is empty: no run yet.")
         return 0
-    print(status_text(view, run_id))
+    print(status_text(view, run_id, _dead_letters(cloud)))
     return 0
 
 
-def status_text(view: Any, run_id: str) -> str:
-    """A run's timeline, plus dead-lettered events that could not be tied to a run."""
+def _dead_letters(cloud: Any) -> list[Any]:
+    """Messages in the stack's DLQs, left where they are."""
+    from localcloud import dead_letters
+
+    sqs = cloud.client("sqs")
+    try:
+        queues = dead_letters.dead_letter_queues(sqs, cloud.resources)
+        return dead_letters.read(sqs, queues, glue=cloud.client("glue"))
+    except Exception as exc:  # the timeline is still worth showing
+        _echo(f"(dead-letter queues not read: {type(exc).__name__}: {exc})")
+        return []
+
+
+def status_text(view: Any, run_id: str, dead_letters: Sequence[Any] = (), now: Any = None) -> str:
+    """A run's timeline (with each failed object's reason), its dead-lettered events, the runs
+    waiting for a preparation slot, and dead letters that could not be tied to a run."""
     items = view.run(run_id)
     lines = [f"Run {run_id}"]
-    lines += [item.line() for item in items] or ["  (no stages recorded)"]
-    orphans = [i for i in view.run("unknown") if i.is_dlq] if run_id != "unknown" else []
-    if orphans:
-        lines.append("Dead-lettered events without a run id:")
-        lines += [item.line() for item in orphans]
+    for item in items:
+        lines.append(item.line(now))
+        for key, outcome, reason in item.failed_objects():
+            why = reason.strip().splitlines()[0] if reason.strip() else ""
+            lines.append(f"      {outcome}: {key}  {why}".rstrip())
+    if not items:
+        lines.append("  (no stages recorded)")
+    mine = [letter for letter in dead_letters if letter.run_id == run_id]
+    if mine:
+        lines.append(
+            f"Dead-lettered events of this run: {len(mine)} (replay: mlops redrive --run {run_id})"
+        )
+        lines += [letter.line() for letter in mine]
+    queued = view.queued()
+    if queued:
+        lines.append("Waiting for a free preparation slot (oldest first):")
+        lines += [item.line(now) for item in queued]
+    if run_id != "unknown":
+        orphans = [i.line(now) for i in view.run("unknown") if i.is_dlq]
+        orphans += [letter.line() for letter in dead_letters if letter.run_id == "unknown"]
+        if orphans:
+            lines.append("Dead-lettered events without a run id:")
+            lines += orphans
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- redrive
+def _redrive(args: argparse.Namespace) -> int:
+    from localcloud import dead_letters
+
+    if args.stack_name:
+        import boto3
+
+        clients = {name: boto3.client(name) for name in ("sqs", "lambda", "glue")}
+        try:
+            resources = dead_letters.stack_resources(
+                boto3.client("cloudformation"), args.stack_name
+            )
+        except Exception as exc:  # credentials, a missing stack: say which
+            _echo(f"mlops redrive: {type(exc).__name__}: {exc}")
+            return 1
+    else:
+        from localcloud.remote import RemoteCloud, live_state
+
+        state = live_state(PROJECT_ROOT)
+        if not state:
+            _echo("There is no local cloud running (start one with: mlops local up).")
+            return _EXIT_NO_CLOUD
+        target = RemoteCloud(state)
+        clients = {name: target.client(name) for name in ("sqs", "lambda", "glue")}
+        resources = target.resources
+    try:
+        queues = dead_letters.dead_letter_queues(clients["sqs"], resources)
+        done = dead_letters.redrive(
+            clients["sqs"],
+            clients["lambda"],
+            queues,
+            run_id=args.run_id,
+            queue=args.queue,
+            dry_run=args.dry_run,
+            glue=clients["glue"],
+            echo=_echo,
+        )
+    except KeyError as exc:
+        _echo(f"mlops redrive: {exc.args[0]}")
+        return _EXIT_USAGE
+    if not done:
+        _echo("No dead-lettered events" + (f" of run {args.run_id}" if args.run_id else "") + ".")
+    return 1 if any(d.action == "failed" for d in done) else 0
 
 
 # ---------------------------------------------------------------------- invoke

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from mlops.ledger import LEASE_PREFIX
+from mlops.ledger import LEASE_PREFIX, QUEUE_PREFIX
 
 _DESERIALIZE = TypeDeserializer().deserialize
 
@@ -59,12 +60,33 @@ class StageItem:
         start = datetime.fromisoformat(self.started_at)
         return (datetime.fromisoformat(self.ended_at) - start).total_seconds()
 
-    def line(self) -> str:
-        """One progress line: stage, status, duration, key counts."""
+    def waited(self, now: datetime | None = None) -> float | None:
+        """Seconds a QUEUED stage has been waiting."""
+        queued_at = self.detail.get("queued_at")
+        if self.status != "QUEUED" or not queued_at:
+            return None
+        now = now or datetime.now(timezone.utc)
+        return (now - datetime.fromisoformat(str(queued_at))).total_seconds()
+
+    def line(self, now: datetime | None = None) -> str:
+        """One progress line: stage, status, duration (or time waited), key counts."""
         seconds = f"{self.seconds:.1f}s" if self.seconds is not None else ""
+        waited = self.waited(now)
+        if waited is not None:
+            seconds = f"waiting {duration(waited)}"
         counts = " ".join(f"{k}={v}" for k, v in self.counts.items())
         reason = f"  {self.short_reason}" if self.reason and self.status != "SUCCEEDED" else ""
         return f"  {self.stage:<28} {self.status:<10} {seconds:>7}  {counts}{reason}".rstrip()
+
+    def failed_objects(self) -> list[tuple[str, str, str]]:
+        """(key, outcome, reason) of each object the validate stage rejected or found
+        unreadable or missing, in key order."""
+        parts = self.detail.get("part_counts") or {}
+        failed = []
+        for key in sorted(self.detail.get("failed_objects") or []):
+            part = parts.get(key) or {}
+            failed.append((key, str(part.get("outcome", "failed")), str(part.get("reason") or "")))
+        return failed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +99,38 @@ class StageItem:
             "ended_at": self.ended_at,
             "detail": self.detail,
         }
+
+
+def duration(seconds: float) -> str:
+    """3s, 4m05s, 2h07m."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+@dataclass
+class QueuedItem:
+    """A run waiting in a queue of the ledger (``queue#<name>``)."""
+
+    queue: str
+    run_id: str
+    queued_at: str
+    reason: str
+    claimed: bool
+
+    def waited(self, now: datetime | None = None) -> float:
+        now = now or datetime.now(timezone.utc)
+        return (now - datetime.fromisoformat(self.queued_at)).total_seconds()
+
+    def line(self, now: datetime | None = None) -> str:
+        claimed = "  (being started)" if self.claimed else ""
+        return (
+            f"  {self.run_id:<36} waiting {duration(self.waited(now)):<8} "
+            f"since {self.queued_at}{claimed}"
+        )
 
 
 def _plain(value: Any) -> Any:
@@ -98,20 +152,43 @@ class LedgerView:
         self.dynamodb = dynamodb
         self.table = table
 
-    def items(self) -> list[StageItem]:
-        out: list[StageItem] = []
+    def _raw(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"TableName": self.table}
         while True:
             page = self.dynamodb.scan(**kwargs)
-            # Leases (one crawl per site) share the table but are no run's stage.
-            out += [
-                StageItem.from_dynamo(raw)
-                for raw in page.get("Items", [])
-                if not raw.get("run_id", {}).get("S", "").startswith(LEASE_PREFIX)
-            ]
+            out += page.get("Items", [])
             if "LastEvaluatedKey" not in page:
                 return out
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def items(self) -> list[StageItem]:
+        # Leases (one crawl per site) and queues share the table but are no run's stage.
+        return [
+            StageItem.from_dynamo(raw)
+            for raw in self._raw()
+            if not raw.get("run_id", {}).get("S", "").startswith((LEASE_PREFIX, QUEUE_PREFIX))
+        ]
+
+    def queued(self) -> list[QueuedItem]:
+        """Runs waiting in the ledger's queues, oldest first."""
+        out = []
+        for raw in self._raw():
+            run_id = raw.get("run_id", {}).get("S", "")
+            if not run_id.startswith(QUEUE_PREFIX):
+                continue
+            item = {k: _plain(_DESERIALIZE(v)) for k, v in raw.items()}
+            out.append(
+                QueuedItem(
+                    queue=run_id.removeprefix(QUEUE_PREFIX),
+                    run_id=str(item.get("queued_run", "")),
+                    queued_at=str(item.get("queued_at", "")),
+                    reason=str(item.get("reason", "")),
+                    # A claim past its expiry is a drain that died: the run is waiting again.
+                    claimed=float(item.get("claimed_until") or 0) > time.time(),
+                )
+            )
+        return sorted(out, key=lambda q: (q.queued_at, q.run_id))
 
     def keys(self) -> set[tuple[str, str]]:
         return {(i.run_id, i.stage) for i in self.items()}

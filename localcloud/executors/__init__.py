@@ -10,6 +10,7 @@ EXECUTORS: list[str] = [
     "localcloud.executors.training:TrainingExecutor",
     "localcloud.executors.endpoint:EndpointExecutor",
     "localcloud.executors.registry:ModelRegistryEvents",
+    "localcloud.executors.lambda_api:LambdaInvokeApi",
 ]
 
 __all__ = ["EXECUTORS", "CloudServices", "Executor"]
