@@ -90,30 +90,10 @@ def tarball(model: LinearRegression, broken: str | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def with_workarounds(cloud: LocalCloud) -> LocalCloud:
-    """Bridges a template gap until it is fixed there (then this is a no-op).
-
-    template.yaml's approval rule matches ``!Ref ModelPackageGroup``, which CloudFormation
-    resolves to the group's ARN, while the event carries the group's name.
-    """
-    rule = cloud.rules["DeployFunctionModelApproved"]
-    names = rule.pattern["detail"]["ModelPackageGroupName"]
-    fixed = [
-        name.rsplit("/", 1)[-1] if isinstance(name, str) and name.startswith("arn:") else name
-        for name in names
-    ]
-    if fixed != names:
-        rule.pattern["detail"]["ModelPackageGroupName"] = fixed
-        cloud.client("events").put_rule(
-            Name=rule.name, EventPattern=json.dumps(rule.pattern), State="ENABLED"
-        )
-    return cloud
-
-
 @pytest.fixture
 def cloud() -> Iterator[LocalCloud]:
     with LocalCloud(executors=EXECUTORS, http_api=False, publish=False) as running:
-        yield with_workarounds(running)
+        yield running
 
 
 def register(
@@ -240,7 +220,6 @@ def test_rejecting_a_version_deploys_nothing(cloud) -> None:
 
 def test_stopping_the_cloud_stops_the_model_servers() -> None:
     with LocalCloud(executors=EXECUTORS, http_api=False, publish=False) as running:
-        with_workarounds(running)
         register(running, 1, fitted(slope=500), "Approved")
         [executor] = [e for e in running.executors if type(e).__name__ == "EndpointExecutor"]
         workers = [w for d in executor._routes.values() for w in d.workers]

@@ -15,7 +15,6 @@ import pytest
 
 from localcloud import model_commands
 from localcloud.cloud import LocalCloud
-from tests.e2e.test_deploy_local import with_workarounds
 from tests.e2e.test_train_localcloud import RUN, prepared_signal, put_prepared_run
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +33,7 @@ CAR = {
 @pytest.fixture
 def cloud() -> Iterator[LocalCloud]:
     with LocalCloud(executors=EXECUTORS, http_api=False, publish=True) as running:
-        yield with_workarounds(running)
+        yield running
 
 
 def stages(cloud: LocalCloud) -> dict[str, dict[str, str]]:
@@ -71,7 +70,7 @@ def test_a_prepared_run_ends_as_a_served_model_with_its_report(cloud, tmp_path: 
 def test_with_manual_approval_the_model_is_served_only_after_mlops_approve(tmp_path: Path) -> None:
     manual = {"ApprovalPolicy": "manual"}
     with LocalCloud(parameters=manual, executors=EXECUTORS, http_api=False) as running:
-        cloud = with_workarounds(running)
+        cloud = running
         prepared_signal(cloud, put_prepared_run(cloud, tmp_path))
         assert cloud.wait_quiescent(timeout=300)
         # the run stops at PendingManualApproval with nothing deployed
