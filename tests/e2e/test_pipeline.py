@@ -280,7 +280,9 @@ NOT_ON_THE_DEMO_PATH: dict[tuple[str, str], str] = {
     ("DeployFunctionRole", "sagemaker:UpdateEndpointWeightsAndCapacities"): _PROD,
     ("SageMakerExecutionRole", "cloudwatch:DescribeAlarms"): _PROD,
     ("DeployFunctionRole", "sagemaker:UpdateEndpoint"): "a second approved version (blue/green)",
-    ("DeployFunctionRole", "sagemaker:DeleteEndpoint"): "an endpoint that failed to create",
+    ("DeployFunctionRole", "sagemaker:DeleteEndpoint"): (
+        "an endpoint that failed to create, or no Approved version left to serve"
+    ),
     ("DeployFunctionRole", "sagemaker:ListTags"): "a model already created by a redelivery",
     ("EvaluateFunctionRole", "sagemaker:CreateModelPackageGroup"): "a user dataset's first model",
     ("EvaluateFunctionRole", "sagemaker:ListTags"): "a training event without its tags",

@@ -84,6 +84,22 @@ def test_approving_a_package_emits_an_approved_event(registry) -> None:
     ]
 
 
+def test_rejecting_an_approved_package_emits_a_rejected_event(registry) -> None:
+    # the deploy function's rule matches every status: a rejection can change what serves
+    cloud, sagemaker = registry
+    arn = create(sagemaker, "Approved")
+    sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Rejected")
+    assert [e["detail"]["ModelApprovalStatus"] for e in cloud.events] == ["Approved", "Rejected"]
+
+
+def test_approving_an_approved_package_again_emits_nothing(registry) -> None:
+    # why `mlops approve` of an Approved version says it changes nothing and exits 4
+    cloud, sagemaker = registry
+    arn = create(sagemaker, "Approved")
+    sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+    assert len(cloud.events) == 1
+
+
 def test_an_update_that_keeps_the_status_emits_nothing(registry) -> None:
     cloud, sagemaker = registry
     arn = create(sagemaker, "Approved")
