@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jsonschema
 import pytest
 
 from mlops.contract import Contract
@@ -93,5 +94,59 @@ def test_the_row_schema_requires_exactly_the_required_features() -> None:
     schema = row_json_schema(SPEC)
 
     assert schema["required"] == ["rooms", "city"]
-    assert schema["properties"]["rooms"] == {"type": "integer", "minimum": 1, "maximum": 9}
-    assert schema["properties"]["city"]["enum"] == ["berlin", "paris"]
+    # The JSON form a client should send comes first; the text forms the API also reads follow.
+    assert schema["properties"]["rooms"]["anyOf"][0] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 9,
+    }
+    assert schema["properties"]["city"]["anyOf"][0]["enum"] == ["berlin", "paris"]
+
+
+def accepted_by_the_api(field: str, value: object) -> bool:
+    row: dict[str, object] = {"rooms": 2, "city": "paris", field: value}
+    try:
+        validate_rows([row], SPEC)
+    except RowsRejected:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("rooms", 3),
+        ("rooms", " 3 "),
+        ("rooms", "three"),
+        ("rooms", "1_0"),
+        ("rooms", "nan"),
+        ("rooms", ""),
+        ("rooms", None),
+        ("rooms", True),
+        ("area", "55.5"),
+        ("area", "5e1"),
+        ("area", " "),
+        ("area", None),
+        ("area", "١٢"),
+        ("city", "paris"),
+        ("city", "  PARIS "),
+        ("city", "Paname"),
+        ("city", "london"),
+        ("city", ""),
+        ("city", 7),
+        ("balcony", True),
+        ("balcony", " TRUE"),
+        ("balcony", "yes"),
+        ("balcony", ""),
+    ],
+)
+def test_the_row_schema_admits_exactly_the_values_the_api_accepts(
+    field: str, value: object
+) -> None:
+    # Values in range: the schema cannot say "text of a number from 1 to 9", the API can.
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **row_json_schema(SPEC)}
+    row = {"rooms": 2, "city": "paris", field: value}
+
+    admitted = jsonschema.Draft202012Validator(schema).is_valid(row)
+
+    assert admitted == accepted_by_the_api(field, value)

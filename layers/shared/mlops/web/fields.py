@@ -7,6 +7,7 @@ OpenAPI row schema are all generated from the same ``Field`` list, so they canno
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
@@ -19,6 +20,12 @@ from mlops.contract import Contract, load_contract, normalise_label
 FieldType = Literal["int", "float", "string", "category", "bool", "datetime"]
 
 _CONTRACT_TTL_SECONDS = 60.0
+# Text the API reads as a number (JSON numbers are the documented form; forms and CSV-minded
+# clients send text). One expression for the code and the OpenAPI pattern, so they agree:
+# ASCII digits only (Python's float() also reads "1_000", "nan" or Arabic-Indic digits).
+_NUMBER_TEXT = r"\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*"
+_BLANK_TEXT = r"\s*"
+_BOOL_TEXT = r"\s*([tT][rR][uU][eE]|[fF][aA][lL][sS][eE])\s*"
 _contract_cache: dict[str, tuple[float, Any]] = {}
 
 
@@ -116,10 +123,9 @@ def _number(value: Any, field: Field) -> float | int:
     if isinstance(value, bool):
         raise ValueError("must be a number, not true/false")
     if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise ValueError("must be a number") from None
+        if not re.fullmatch(_NUMBER_TEXT, value):
+            raise ValueError("must be a number")
+        value = float(value.strip())
     if not isinstance(value, int | float):
         raise ValueError("must be a number")
     try:
@@ -160,7 +166,7 @@ def _category(value: Any, field: Field) -> str:
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+    if isinstance(value, str) and re.fullmatch(_BOOL_TEXT, value):
         return value.strip().lower() == "true"
     raise ValueError("must be true or false")
 
@@ -229,30 +235,81 @@ def validate_rows(rows: Iterable[Any], spec: FormSpec) -> list[dict[str, Any]]:
     return clean
 
 
+def _anchored(expression: str) -> str:
+    return f"^{expression}$"
+
+
+def _ecma_literal(char: str) -> str:
+    return f"\\{char}" if char in "\\^$.|?*+()[]{}/" else char
+
+
+def _label_pattern(labels: Iterable[str]) -> str:
+    """A pattern (ECMA 262, as OpenAPI uses) for the text ``_category`` reads as one of
+    ``labels``: any case, any spacing around and between words."""
+
+    def word(token: str) -> str:
+        return "".join(
+            f"[{c.lower()}{c.upper()}]"
+            if len(c.lower()) == len(c.upper()) == 1 and c.lower() != c.upper()
+            else _ecma_literal(c)
+            for c in token
+        )
+
+    alternatives = sorted(
+        {"\\s+".join(word(t) for t in normalise_label(label).split()) for label in labels}
+    )
+    return _anchored(f"\\s*({'|'.join(alternatives)})\\s*")
+
+
+def _value_schema(field: Field) -> dict[str, Any]:
+    """What the API accepts for ``field``: the JSON form first (what clients should send),
+    then the text forms ``clean_value`` also reads, then blanks and null when optional."""
+    branches: list[dict[str, Any]]
+    if field.type in ("int", "float"):
+        number: dict[str, Any] = {"type": "integer" if field.type == "int" else "number"}
+        if field.minimum is not None:
+            number["minimum"] = field.minimum
+        if field.maximum is not None:
+            number["maximum"] = field.maximum
+        text = {"type": "string", "pattern": _anchored(_NUMBER_TEXT), "description": "as text"}
+        branches = [number, text]
+    elif field.allowed:
+        labels = [*field.allowed, *(alias for alias, _ in field.aliases)]
+        branches = [
+            {"type": "string", "enum": list(field.allowed)},
+            {
+                "type": "string",
+                "pattern": _label_pattern(labels),
+                "description": "an option or alias in any case and spacing",
+            },
+        ]
+    elif field.type == "bool":
+        branches = [
+            {"type": "boolean"},
+            {"type": "string", "pattern": _anchored(_BOOL_TEXT), "description": "as text"},
+        ]
+    elif field.type == "datetime":
+        # Read by Python's fromisoformat (a date, or a date and time); no OpenAPI format
+        # says exactly that, so the description does.
+        branches = [{"type": "string", "description": "an ISO 8601 date or date-time"}]
+    else:
+        branches = [{"type": "string"}]
+        if field.required:
+            branches[0]["pattern"] = "\\S"  # blank text is a missing value
+        if field.type == "category":
+            branches.append({"type": "number", "description": "read as its text"})
+    if not field.required:
+        blank = {"type": "string", "pattern": _anchored(_BLANK_TEXT), "description": "missing"}
+        branches += [blank, {"type": "null"}]
+    schema: dict[str, Any] = branches[0] if len(branches) == 1 else {"anyOf": branches}
+    if field.description:
+        schema["description"] = field.description
+    return schema
+
+
 def row_json_schema(spec: FormSpec) -> dict[str, Any]:
     """JSON schema of one row, for the OpenAPI document (generated from the same fields)."""
-    properties: dict[str, Any] = {}
-    for field in spec.fields:
-        prop: dict[str, Any]
-        if field.type in ("int", "float"):
-            prop = {"type": "integer" if field.type == "int" else "number"}
-            if field.minimum is not None:
-                prop["minimum"] = field.minimum
-            if field.maximum is not None:
-                prop["maximum"] = field.maximum
-        elif field.type == "bool":
-            prop = {"type": "boolean"}
-        elif field.type == "datetime":
-            prop = {"type": "string", "format": "date-time"}
-        else:
-            prop = {"type": "string"}
-        if field.allowed:
-            prop["enum"] = list(field.allowed)
-        if field.description:
-            prop["description"] = field.description
-        if not field.required:
-            prop = {"anyOf": [prop, {"type": "null"}]}
-        properties[field.name] = prop
+    properties = {field.name: _value_schema(field) for field in spec.fields}
     for name in sorted(spec.ignored - set(properties)):
         properties[name] = {"description": "a contract column that is not a feature: ignored"}
     ignored = ", ".join(sorted(spec.ignored)) or "none"
