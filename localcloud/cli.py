@@ -76,9 +76,13 @@ def _parser() -> argparse.ArgumentParser:
         ("reject", "reject a model package version (a serving one is replaced)"),
         ("pin", "serve this Approved version whatever newer ones are approved"),
     ):
-        commands.add_parser(name, help=text).add_argument("version", type=int)
-    commands.add_parser("unpin", help="clear the pin: the newest Approved version serves")
-    commands.add_parser("rollback", help="pin the Approved version before the one serving")
+        _registry_options(commands.add_parser(name, help=text)).add_argument("version", type=int)
+    _registry_options(
+        commands.add_parser("unpin", help="clear the pin: the newest Approved version serves")
+    )
+    _registry_options(
+        commands.add_parser("rollback", help="pin the Approved version before the one serving")
+    )
     predict = commands.add_parser("predict", help="a prediction through the served model")
     predict.add_argument("payload", help="JSON object with the model's input fields")
     contract = commands.add_parser("contract", help="dataset contracts").add_subparsers(
@@ -98,6 +102,18 @@ def _draft_options(command: argparse.ArgumentParser, *, target_required: bool) -
     command.add_argument("--target", required=target_required, help=f"the column to predict{note}")
     command.add_argument("--task", choices=["regression", "classification"])
     command.add_argument("--name", help="the dataset name (default: from the file name)")
+
+
+def _registry_options(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """approve/reject/pin/unpin/rollback: the local cloud by default, or a real AWS account."""
+    command.add_argument(
+        "--aws",
+        action="store_true",
+        help="act on AWS with the default credentials and region instead of the local cloud",
+    )
+    command.add_argument("--stage", help="with --aws: the stack's Stage (default: $STAGE or dev)")
+    command.add_argument("--dataset", help="the dataset (default: the stack's DatasetName)")
+    return command
 
 
 def _parameter_option(command: argparse.ArgumentParser) -> None:
@@ -584,19 +600,24 @@ def _model_command(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("localcloud.model_commands") is None:
         _echo(f"mlops {args.command}: not available yet")
         return 1
-    state = live_state(PROJECT_ROOT)
-    if not state:
-        _echo("There is no local cloud running (start one with: mlops local up).")
-        return _EXIT_NO_CLOUD
     from localcloud import model_commands
 
+    on_aws = getattr(args, "aws", False)
+    state = None if on_aws else live_state(PROJECT_ROOT)
+    if not on_aws and not state:
+        _echo("There is no local cloud running (start one with: mlops local up).")
+        return _EXIT_NO_CLOUD
     command = getattr(model_commands, args.command, None)
     if command is None:
         _echo(f"mlops {args.command}: not available yet")
         return 1
+    options = {"dataset": args.dataset} if getattr(args, "dataset", None) else {}
     try:
-        target = RemoteCloud(state)
-        result = command(target) if argument is None else command(target, argument)
+        target = model_commands.AwsAccount(args.stage) if on_aws else RemoteCloud(state)
+        if argument is None:
+            result = command(target, **options)
+        else:
+            result = command(target, argument, **options)
     except model_commands.Unchanged as exc:
         _echo(f"mlops {args.command}: nothing to change: {exc}")
         return _EXIT_UNCHANGED

@@ -21,6 +21,18 @@ from mlops import naming, serving
 RUNTIME_ENV = "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"
 
 
+class AwsAccount:
+    """A real AWS account as a target: the default boto3 credentials and region, one stage."""
+
+    def __init__(self, stage: str | None = None) -> None:
+        self.parameters = {"Stage": stage or os.environ.get("STAGE") or "dev"}
+        self._session = boto3.session.Session()
+        self.region = self._session.region_name
+
+    def client(self, service: str) -> Any:
+        return self._session.client(service)
+
+
 class ModelVersionNotFound(LookupError):
     """No model package with that version in the dataset's group."""
 

@@ -421,3 +421,19 @@ def test_mlops_pin_of_a_rejected_version_exits_2(cloud, running, capsys) -> None
 def test_mlops_reject_prints_what_will_serve(cloud, two_approved, running, capsys) -> None:  # noqa: F811
     assert cli.main(["reject", "2"]) == 0
     assert "will serve: v1 (newest Approved)" in capsys.readouterr().out
+
+
+def test_mlops_pin_with_aws_acts_on_the_account_without_a_local_cloud(
+    cloud,  # noqa: F811
+    two_approved,
+    monkeypatch,
+    capsys,
+) -> None:
+    # given no local cloud (moto stands in for the AWS account of the default credentials)
+    monkeypatch.setattr("localcloud.remote.live_state", lambda root: None)
+    code = cli.main(["pin", "1", "--aws", "--stage", "dev"])
+    assert code == 0
+    assert "will serve: v1 (pinned)" in capsys.readouterr().out
+    group = cloud["sagemaker"].describe_model_package_group(ModelPackageGroupName=GROUP)
+    tags = cloud["sagemaker"].list_tags(ResourceArn=group["ModelPackageGroupArn"])["Tags"]
+    assert {"Key": PIN_TAG, "Value": "1"} in tags
