@@ -97,6 +97,11 @@ def cloud() -> Iterator[LocalCloud]:
     endpoint.clear_cache()
 
 
+@pytest.fixture(scope="module")
+def served(cloud: LocalCloud) -> str:
+    return deploy(cloud)
+
+
 def the_executor(cloud: LocalCloud) -> EndpointExecutor:
     [executor] = [e for e in cloud.executors if isinstance(e, EndpointExecutor)]
     return executor
@@ -127,11 +132,23 @@ def assert_retry_later(response: requests.Response) -> None:
     assert not [leak for leak in INTERNALS if leak in response.text], response.text
 
 
+def test_health_of_a_container_that_has_not_predicted_yet_probes_the_model_server(
+    cloud: LocalCloud, served: str
+) -> None:
+    endpoint.clear_cache()  # a new web container: it has seen nothing of the model yet
+
+    response = health(cloud)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["model_answers"] is True
+    assert response.json()["version"] == "1"
+
+
 def test_a_killed_model_server_gives_503s_then_predictions_and_health_recover_by_themselves(
-    cloud: LocalCloud, event: Any
+    cloud: LocalCloud, served: str, event: Any
 ) -> None:
     row = json.loads(event("http_post_predictions.json")["body"])
-    name = deploy(cloud)
+    name = served
     assert predict(cloud, row).json()["predictions"] == [PRICE]
     assert health(cloud).json()["model_answers"] is True
     # Long enough a gap to look at; SageMaker itself takes minutes to replace an instance.
