@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,11 @@ class DeadLetter:
         """One status line: queue, what the event was, why it failed (first line)."""
         why = self.error.strip().splitlines()[0] if self.error.strip() else ""
         via = " (undelivered by EventBridge)" if self.rule_arn else ""
-        text = f"  {self.queue.logical_id:<28} {self.detail_type}{via}"
+        when = ""
+        if self.sent_at and self.sent_at.isdigit():
+            moment = datetime.fromtimestamp(int(self.sent_at) / 1000, timezone.utc)
+            when = f" at {moment:%Y-%m-%dT%H:%M:%SZ}"
+        text = f"  {self.queue.logical_id:<28} {self.detail_type}{via}{when}"
         return f"{text}  {why}".rstrip()
 
 
@@ -182,7 +187,7 @@ def _receive(sqs: Any, queue: DeadLetterQueue) -> Iterator[dict[str, Any]]:
             VisibilityTimeout=_HIDE_SECONDS,
             WaitTimeSeconds=0,
             MessageAttributeNames=["All"],
-            AttributeNames=["SentTimestamp"],
+            MessageSystemAttributeNames=["SentTimestamp"],
         ).get("Messages", [])
         fresh = [m for m in got if m["MessageId"] not in seen]
         if not fresh:

@@ -117,6 +117,7 @@ def test_a_lambda_dead_letter_carries_its_run_and_the_handlers_error(sqs, event)
     assert letter.detail_type == "Run Validated"
     assert letter.error == "PreparationThrottled: Glue is full"
     assert letter.rule_arn is None
+    assert letter.sent_at and letter.sent_at.isdigit()  # epoch milliseconds, as SQS says
 
 
 def test_an_s3_event_eventbridge_could_not_deliver_is_tied_to_the_run_its_object_makes(sqs, event):
