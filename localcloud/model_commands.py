@@ -121,16 +121,20 @@ def _group(target: Any, dataset: str | None) -> str:
     return naming.model_package_group(name, stage)
 
 
-def _serving_now(target: Any, dataset: str | None) -> int | None:
-    """The version the endpoint serves now (from its config's name), None without one."""
+def _serving_now(target: Any, dataset: str | None) -> str:
+    """What the endpoint serves now ("v2", or "nothing" without an endpoint)."""
     stage, name = _stage_and_dataset(target, dataset)
     sagemaker = _client(target, "sagemaker")
     try:
         endpoint = sagemaker.describe_endpoint(EndpointName=naming.endpoint_name(name, stage))
-    except sagemaker.exceptions.ClientError:
-        return None
+    except sagemaker.exceptions.ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        # DescribeEndpoint answers a missing endpoint with ValidationException.
+        return (
+            "nothing" if code in ("ValidationException", "ValidationError") else f"unknown ({code})"
+        )
     match = re.search(r"-v(\d+)$", endpoint.get("EndpointConfigName", ""))
-    return int(match.group(1)) if match else None
+    return f"v{match.group(1)}" if match else str(endpoint.get("EndpointConfigName"))
 
 
 def _consequence(target: Any, dataset: str | None, registry: serving.Registry) -> str:
@@ -138,9 +142,8 @@ def _consequence(target: Any, dataset: str | None, registry: serving.Registry) -
     choice = serving.choose(registry)
     now = _serving_now(target, dataset)
     text = f"will serve: {choice.describe()}"
-    if now != choice.version:
-        text += f"; serving now: {f'v{now}' if now is not None else 'nothing'}"
-        text += " (the deploy function converges it)"
+    if now != (f"v{choice.version}" if choice.version is not None else "nothing"):
+        text += f"; serving now: {now} (the deploy function converges it)"
     return text
 
 
