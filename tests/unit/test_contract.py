@@ -197,3 +197,36 @@ def test_an_unquoted_null_among_missing_values_is_an_error_saying_to_quote_it(
     # when it is loaded, then the error names the field and says to quote it
     with pytest.raises(ContractError, match=r"missing_values: quote NULL"):
         Contract.from_file(path)
+
+
+def test_a_contract_without_a_field_cap_caps_text_at_ten_thousand_characters() -> None:
+    data = _used_cars_data()
+    data.pop("max_field_chars", None)
+
+    contract = Contract.model_validate(data)
+
+    assert contract.max_field_chars == 10_000
+    assert contract.max_chars_of("model") == 10_000
+    assert contract.max_chars_of("source_url") == 10_000  # a lineage column
+
+
+def test_a_columns_max_chars_replaces_the_contract_cap_for_that_column_only() -> None:
+    data = _used_cars_data() | {"max_field_chars": 500}
+    data["columns"]["listing_id"]["max_chars"] = 7
+
+    contract = Contract.model_validate(data)
+
+    assert contract.max_chars_of("listing_id") == 7
+    assert contract.max_chars_of("model") == 500
+
+
+@pytest.mark.parametrize("where", ["contract", "column"])
+def test_a_field_cap_below_one_character_is_an_error(tmp_path: Path, where: str) -> None:
+    data = _used_cars_data()
+    if where == "contract":
+        data["max_field_chars"] = 0
+    else:
+        data["columns"]["model"]["max_chars"] = 0
+
+    with pytest.raises(ContractError, match="greater than or equal to 1"):
+        Contract.from_file(_write(tmp_path, data))

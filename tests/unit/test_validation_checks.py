@@ -409,3 +409,77 @@ def test_bad_lines_count_towards_the_invalid_share(contract: Contract) -> None:
     # then the object is rejected whole
     assert result.rejected
     assert (result.rows_in, result.rows_valid, result.rows_quarantined) == (3, 0, 3)
+
+
+# ---------------------------------------------------------------------- field-length caps
+def rules_of(result: Any, listing_id: str) -> list[str]:
+    rows = result.invalid.set_index("listing_id")
+    return str(rows.loc[listing_id, FAILED_RULES]).split(";")
+
+
+def test_a_value_longer_than_the_contract_cap_fails_its_row_as_too_long(
+    contract: Contract,
+) -> None:
+    long_model = "x" * (contract.max_field_chars + 1)
+
+    result = check_frame(frame(*clean(5), car(6, model=long_model)), contract)
+
+    assert result.rows_valid == 5
+    assert "too_long:model" in rules_of(result, "L000006")
+    assert result.rule_failures["too_long:model"] == 1
+
+
+def test_an_oversized_lineage_value_fails_its_row_and_never_reaches_the_valid_rows(
+    contract: Contract,
+) -> None:
+    url = "http://127.0.0.1/" + "a" * 1024**2
+
+    result = check_frame(frame(*clean(5), car(6, source_url=url)), contract)
+
+    assert rules_of(result, "L000006") == ["too_long:source_url"]
+    assert result.valid["source_url"].str.len().max() < contract.max_field_chars
+
+
+def test_a_value_exactly_at_the_cap_passes(contract: Contract) -> None:
+    capped = contract.model_copy(update={"max_field_chars": 40})
+    url = "http://127.0.0.1/" + "a" * (40 - len("http://127.0.0.1/"))
+
+    result = check_frame(frame(car(1, source_url=url)), capped)
+
+    assert result.rows_valid == 1
+
+
+def test_the_cap_counts_characters_not_bytes(contract: Contract) -> None:
+    # given a cap of 30 characters and a URL of 30 characters but 43 bytes
+    capped = contract.model_copy(update={"max_field_chars": 30})
+    url = "http://127.0.0.1/" + "é" * 13
+
+    result = check_frame(frame(car(1, source_url=url), car(2, source_url=url + "é")), capped)
+
+    assert list(result.valid["listing_id"]) == ["L000001"]
+    assert rules_of(result, "L000002") == ["too_long:source_url"]
+
+
+def test_a_column_cap_replaces_the_contract_cap_for_that_column(contract: Contract) -> None:
+    # given a listing id capped at 7 characters (its pattern allows exactly 7)
+    columns = dict(contract.columns)
+    columns["listing_id"] = columns["listing_id"].model_copy(update={"max_chars": 7})
+    capped = contract.model_copy(update={"columns": columns})
+
+    result = check_frame(frame(car(1), car(2, listing_id="L0000002")), capped)
+
+    assert result.rows_valid == 1
+    assert "too_long:listing_id" in rules_of(result, "L0000002")
+
+
+def test_numbers_from_parquet_are_not_measured(contract: Contract) -> None:
+    records = frame(*clean(3))
+    records["year"] = records["year"].astype("int64")
+    capped = contract.model_copy(update={"max_field_chars": 2})
+    columns = {n: s.model_copy(update={"max_chars": 100}) for n, s in capped.columns.items()}
+    columns["year"] = columns["year"].model_copy(update={"max_chars": None})
+    capped = capped.model_copy(update={"columns": columns, "lineage_columns": []})
+
+    result = check_frame(records, capped)
+
+    assert result.rows_valid == 3

@@ -5,6 +5,10 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -13,6 +17,7 @@ import pytest
 
 from mlops.validation.readers import (
     BadLine,
+    TooLarge,
     UnreadableObject,
     UnsupportedFormat,
     format_of_key,
@@ -148,3 +153,82 @@ def test_past_the_first_bad_lines_a_bad_line_keeps_its_number_and_reason_not_its
     read = read_object(body, "ds/many.jsonl")
     # then every bad line is reported, the text only for the first
     assert [(b.line, b.text) for b in read.bad_lines] == [(2, "{bad"), (3, "")]
+
+
+# ------------------------------------------------------------------ decompressed-size cap
+def zeros_gzip(size: int, header: bytes = b"id,make,year\n") -> bytes:
+    return gzip.compress(header + b"0" * size, compresslevel=9)
+
+
+def test_a_gzip_declaring_more_than_the_cap_is_refused_as_too_large() -> None:
+    body = zeros_gzip(10 * 1024**2)
+
+    with pytest.raises(TooLarge, match="over the limit of 1,048,576 bytes"):
+        read_object(body, "ds/bomb.csv.gz", max_bytes=1024**2)
+
+
+def test_a_gzip_whose_trailer_hides_its_size_is_refused_once_it_passes_the_cap() -> None:
+    # given a bomb followed by a tiny second member: the trailer declares only that member
+    body = zeros_gzip(10 * 1024**2) + gzip.compress(b"L1,toyota,2015\n")
+
+    with pytest.raises(TooLarge, match="decompressed size over the limit"):
+        read_object(body, "ds/bomb.csv.gz", max_bytes=1024**2)
+
+
+def test_a_gzip_within_the_cap_is_read_with_every_member() -> None:
+    body = gzip.compress(b"id,make,year\nL1,toyota,2015\n") + gzip.compress(b"L2,ford,2016\n")
+
+    read = read_object(body, "ds/two.csv.gz", max_bytes=len(CSV))
+
+    assert list(read.frame["id"]) == ["L1", "L2"]
+
+
+def test_a_cut_gzip_is_still_an_incomplete_stream_not_a_bomb() -> None:
+    whole = zeros_gzip(1024**2)
+
+    with pytest.raises(UnreadableObject, match="not a complete gzip stream"):
+        read_object(whole[: len(whole) // 2], "ds/cut.csv.gz", max_bytes=2 * 1024**2)
+
+
+def test_a_plain_object_over_the_cap_is_refused_before_it_is_parsed() -> None:
+    with pytest.raises(TooLarge, match=f"object of {len(CSV)} bytes over the limit of 40 bytes"):
+        read_object(CSV, "ds/cars.csv", max_bytes=40)
+
+
+def test_a_parquet_whose_row_groups_expand_past_the_cap_is_refused_before_reading() -> None:
+    # given a parquet of one highly compressible column: small on disk, large uncompressed
+    buffer = io.BytesIO()
+    table = pa.table({"id": ["L" + "0" * 1000] * 2000})
+    pq.write_table(table, buffer, compression="zstd", use_dictionary=False)
+    body = buffer.getvalue()
+    assert len(body) < 100_000
+
+    with pytest.raises(TooLarge, match="parquet row groups of"):
+        read_object(body, "ds/wide.parquet", max_bytes=1024**2)
+
+
+def test_refusing_a_bomb_holds_at_most_the_cap_in_memory() -> None:
+    # given a 64 MiB multi-member bomb (its trailer hides the size) and a cap of 8 MiB,
+    # read in a fresh interpreter whose peak memory is measured around the read alone
+    script = """
+import gzip, resource, sys
+from mlops.validation.readers import TooLarge, read_object
+import pandas, pyarrow.csv
+body = gzip.compress(b"id\\n" + b"0" * 64 * 1024**2, 9) + gzip.compress(b"L1\\n")
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    read_object(body, "ds/bomb.csv.gz", max_bytes=8 * 1024**2)
+except TooLarge:
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+"""
+    shared = Path(__file__).resolve().parents[2] / "layers" / "shared"
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ | {"PYTHONPATH": str(shared)},
+    ).stdout
+
+    # then the peak grew by about the cap, not the 64 MiB the stream expands to
+    assert int(out) < 16 * 1024**2, out
