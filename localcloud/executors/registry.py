@@ -4,9 +4,12 @@ Wraps moto's ``create_model_package`` and ``update_model_package`` so each emits
 "SageMaker Model Package State Change" event; approving in the console is
 ``update_model_package(ModelApprovalStatus="Approved")``, which is what ``mlops approve`` calls.
 
-It also corrects two moto behaviours that differ from SageMaker: an update without
-``ModelApprovalStatus`` clears the status, and one without ``CustomerMetadataProperties``
-drops the package's metadata (the run id the deploy stage needs).
+It also corrects moto where it differs from SageMaker: an update without
+``ModelApprovalStatus`` clears the status, one without ``CustomerMetadataProperties`` drops the
+package's metadata (the run id the deploy stage needs), and ``AddTags`` appends a second tag
+with a key the resource already has, where SageMaker "adds or overwrites" (keys are unique per
+resource; SageMaker API Reference, AddTags): the group's ``mlops:pinned-version`` pin is
+re-set that way.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ class ModelRegistryEvents:
         for name, wrap in (
             ("create_model_package", self._wrap_create),
             ("update_model_package", self._wrap_update),
+            ("add_tags", self._wrap_add_tags),
         ):
             self._patches.set(self._backend, name, wrap(getattr(self._backend, name)))
 
@@ -112,6 +116,14 @@ class ModelRegistryEvents:
             return arn
 
         return create_model_package
+
+    def _wrap_add_tags(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        def add_tags(arn: str, tags: list[dict[str, str]]) -> Any:
+            keys = {tag["Key"] for tag in tags}
+            self._backend.delete_tags(arn, list(keys))
+            return original(arn, tags)
+
+        return add_tags
 
     def _wrap_update(self, original: Callable[..., str]) -> Callable[..., str]:
         def update_model_package(**kwargs: Any) -> str:

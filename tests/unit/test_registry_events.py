@@ -130,3 +130,18 @@ def test_after_stop_registering_emits_nothing(aws: None) -> None:
     executor.stop()
     create(sagemaker, "Approved")
     assert cloud.events == []
+
+
+def test_tagging_a_key_again_overwrites_its_value_as_sagemaker_does(registry) -> None:
+    # AddTags "adds or overwrites"; moto alone keeps both values of the pin tag
+    _, sagemaker = registry
+    arn = sagemaker.describe_model_package_group(ModelPackageGroupName=GROUP)[
+        "ModelPackageGroupArn"
+    ]
+    for version in ("1", "2"):
+        sagemaker.add_tags(
+            ResourceArn=arn, Tags=[{"Key": "mlops:pinned-version", "Value": version}]
+        )
+    assert sagemaker.list_tags(ResourceArn=arn)["Tags"] == [
+        {"Key": "mlops:pinned-version", "Value": "2"}
+    ]
