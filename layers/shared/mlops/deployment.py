@@ -394,7 +394,7 @@ def _take_out_of_service(
     described: dict[str, dict[str, Any]],
     settings: Settings,
 ) -> DeployOutcome:
-    """No version may serve: delete the endpoint, record it and tell people, once."""
+    """No version may serve: record it, tell people, and delete the endpoint."""
     dataset = _group_dataset(registry, described, settings)
     endpoint = naming.endpoint_name(dataset, settings.stage) if dataset else None
     current = _describe_endpoint(endpoint) if endpoint else None
