@@ -121,5 +121,6 @@ def test_a_run_without_validated_files_fails_prepare_with_the_job_error(pipeline
 def test_each_signal_invoked_the_functions_the_template_routes_it_to(pipeline_ran):
     called: list[Any] = [r["function"] for r in pipeline_ran.invocations]
 
-    assert called.count("StartPreparationFunction") == 2
+    # Two "Run Validated", then each run's Glue Job State Change drains the preparation queue.
+    assert called.count("StartPreparationFunction") == 4
     assert "StartTrainingFunction" in called

@@ -23,8 +23,10 @@ EXPECTED: dict[str, set[str]] = {
     "scheduled.json": {"ScrapeFunction"},
     "s3_object_created.json": {"ValidateFunction"},
     "run_validated.json": {"StartPreparationFunction"},
-    "glue_job_succeeded.json": {"StartTrainingFunction"},
-    "glue_job_failed.json": {"StartTrainingFunction"},
+    # Training starts on success; every terminal state frees a slot for the preparation queue.
+    "glue_job_succeeded.json": {"StartTrainingFunction", "StartPreparationFunction"},
+    "glue_job_failed.json": {"StartTrainingFunction", "StartPreparationFunction"},
+    "preparation_queue_sweep.json": {"StartPreparationFunction"},
     "training_job_completed.json": {"EvaluateFunction"},
     "training_job_failed.json": {"EvaluateFunction"},
     "training_job_stopped.json": {"EvaluateFunction"},
