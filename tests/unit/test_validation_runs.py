@@ -125,3 +125,19 @@ def test_a_new_part_or_manifest_for_a_complete_run_is_refused(lake_env: Lake, la
     item = lake_env.ledger_item(RUN)
     assert item["expected"] == [KEY]
     assert list(item["part_counts"]) == [KEY]
+
+
+def test_an_object_the_manifest_did_not_name_is_counted_with_the_run_it_joined(
+    lake_env: Lake,
+) -> None:
+    # given a part the manifest will not list, validated into the run before it completes
+    extra = RUN_PREFIX + "extra.jsonl.gz"
+    lake_env.invoke(lake_env.upload(extra, jsonl_gz(cars(10, 2))))
+
+    # when the listed part and the manifest complete the run
+    complete_run(lake_env, cars(1, 3))
+
+    # then its rows, which sit in the run's partition, are in the run's counts too
+    [emitted] = lake_env.run_validated()
+    assert (emitted["detail"]["rows_valid"], emitted["detail"]["objects"]) == (5, 2)
+    assert lake_env.ledger_item(RUN)["counts"]["rows_valid"] == len(lake_env.validated_rows())
