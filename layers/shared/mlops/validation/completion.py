@@ -271,8 +271,11 @@ def run_totals(item: dict[str, Any], expected: set[str]) -> dict[str, int]:
 def _emit(item: dict[str, Any], expected: set[str]) -> None:
     settings = get_settings()
     run_id, dataset = item["run_id"], item["dataset"]
-    totals = run_totals(item, expected)
-    failed = sorted(set(item.get("failed_objects", set())) & expected)
+    # Every object validated into the run is in its partition, and preparation reads it all:
+    # the counts cover one the manifest did not name too, so they describe what the lake holds.
+    parts = expected | set(item.get("part_counts") or {})
+    totals = run_totals(item, parts)
+    failed = sorted(set(item.get("failed_objects", set())) & parts)
     detail = {
         "run_id": run_id,
         "dataset": dataset,
