@@ -1,4 +1,8 @@
-"""Scrape: the schedule's "Scheduled Event" crawls the configured site into the raw zone."""
+"""Scrape: the schedule's "Scheduled Event" crawls the configured site into the raw zone.
+
+A crawl that needs longer than one invocation hands over with a "Scrape Continues" event,
+which this function also receives: the next invocation resumes the crawl's checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mlops.observability import bind_run, logger, metrics, tracer
 from mlops.runs import new_run_id
 from mlops.scraping import ScrapeRequest, ScrapeSkipped, run_scrape
+from mlops.scraping.continuation import CONTINUES, ScrapeContinuation, continue_crawl
+from mlops.scraping.run import ScrapeContinued
 
+# Time kept back to checkpoint or land before Lambda's timeout: a minute, or a quarter of a
+# short timeout (ScrapeTimeoutSeconds).
 LANDING_MARGIN_SECONDS = 60.0
+LANDING_MARGIN_SHARE = 0.25
 
 
 class ScrapeOverrides(BaseModel):
@@ -36,28 +45,41 @@ class ScheduledEvent(EventBridgeModel):
     detail: ScrapeOverrides
 
 
+class ContinuationEvent(EventBridgeModel):
+    detail: ScrapeContinuation
+
+
+def time_budget(context: LambdaContext) -> float:
+    """Seconds this invocation may crawl before it must checkpoint or land."""
+    remaining = context.get_remaining_time_in_millis() / 1000
+    return max(remaining - min(LANDING_MARGIN_SECONDS, LANDING_MARGIN_SHARE * remaining), 1.0)
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        scheduled = parse(event=event, model=ScheduledEvent)
+        if event.get("detail-type") == CONTINUES:
+            continuation = parse(event=event, model=ContinuationEvent).detail
+            run_id, overrides = continuation.run_id, ScrapeOverrides()
+        else:
+            scheduled = parse(event=event, model=ScheduledEvent)
+            run_id = new_run_id(scheduled.time, event_id=scheduled.id)
+            overrides = scheduled.detail
     except ValidationError:
         # Retrying cannot fix the event: it goes to the DLQ after the rule's two retries.
         metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
         raise
-    overrides = scheduled.detail
-    run_id = new_run_id(scheduled.time, event_id=scheduled.id)
     bind_run(run_id, schedule=event.get("resources", []))
-    # Stop crawling early enough to land the parts and manifest before Lambda's timeout.
-    budget = context.get_remaining_time_in_millis() / 1000 - LANDING_MARGIN_SECONDS
     request = ScrapeRequest(
         run_id=run_id,
-        time_budget_seconds=max(budget, 1.0),
+        time_budget_seconds=time_budget(context),
+        continuation=event.get("detail-type") == CONTINUES,
         **overrides.model_dump(exclude_none=True),
     )
     try:
-        result = run_scrape(request)
+        result = run_scrape(request, continue_with=continue_crawl)
     except Exception:
         metrics.add_metric(name="ScrapeRunsFailed", unit=MetricUnit.Count, value=1)
         raise
@@ -70,6 +92,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "skipped": True,
             "reason": result.reason,
         }
+    if isinstance(result, ScrapeContinued):
+        metrics.add_metric(name="ScrapeContinuations", unit=MetricUnit.Count, value=1)
+        return result.model_dump(mode="json") | {"continues": True}
     metrics.add_metric(name="PagesFetched", unit=MetricUnit.Count, value=result.pages_fetched)
     metrics.add_metric(name="ItemsScraped", unit=MetricUnit.Count, value=result.records)
     metrics.add_metric(

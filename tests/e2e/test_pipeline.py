@@ -296,7 +296,7 @@ NOT_ON_THE_DEMO_PATH: dict[tuple[str, str], str] = {
     ("ValidateFunctionRole", "glue:UpdateTable"): "a dataset whose columns change",
     ("ValidateFunctionRole", "s3:DeleteObject"): "an object validated again",
     ("ValidateFunctionRole", "s3:GetObject"): "an event without a version id",
-    ("ScrapeFunctionRole", "s3:GetObject"): "a site spec uploaded to the artifacts bucket",
+    ("ScrapeFunctionRole", "events:PutEvents"): "a crawl longer than one invocation",
     ("GlueJobRole", "s3:DeleteObject"): "a run prepared again (its curated prefix replaced)",
     # Spark's output committer on Glue checks and reads back what it writes; the local
     # executor uploads the output with boto3 and reads nothing.

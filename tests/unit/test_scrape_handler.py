@@ -23,11 +23,13 @@ RAW = "mlops-raw"
 @pytest.fixture
 def lake(aws: None, monkeypatch: pytest.MonkeyPatch, declared_table: Any) -> Any:
     monkeypatch.setenv("RAW_BUCKET", RAW)
+    monkeypatch.setenv("ARTIFACTS_BUCKET", "mlops-artifacts")
     monkeypatch.setenv("LEDGER_TABLE", "mlops-ledger")
     monkeypatch.setenv("SITE_SPEC_URI", "builtin:demo_cars")
     monkeypatch.setenv("POLITENESS_DELAY_SECONDS", "0")
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=RAW)
+    s3.create_bucket(Bucket="mlops-artifacts")
     declared_table("RunLedgerTable", "mlops-ledger")
     return s3
 
@@ -140,20 +142,47 @@ def test_an_unknown_override_is_rejected_and_counted_before_any_run_starts(
     assert ledger.latest_runs() == []
 
 
-def test_the_crawl_stops_in_time_to_land_before_the_lambda_timeout(
-    lake: Any, site: Any, event: Any, lambda_context: Any
+def test_a_crawl_nearly_out_of_time_hands_over_to_a_new_invocation(
+    lake: Any, site: Any, event: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # given an invocation with about a second left and a polite crawl of 40 listings
     class NearlyOutOfTime(type(lambda_context)):
         def get_remaining_time_in_millis(self) -> int:
-            return int((app.LANDING_MARGIN_SECONDS + 1.0) * 1000)
+            return 1300
 
+    handovers: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        app, "continue_crawl", lambda run, dataset: handovers.append((run, dataset))
+    )
     slow = scheduled(event, start_url=site.start_url, politeness_delay_seconds=0.1)
 
+    # when the handler runs
     summary = app.lambda_handler(slow, NearlyOutOfTime())
 
-    manifest = json.loads(lake.get_object(Bucket=RAW, Key=summary["manifest_key"])["Body"].read())
-    assert manifest["capped_by"] == "time_budget"
+    # then it checkpointed part of the crawl and asked for its continuation; nothing landed
+    assert summary["continues"] is True
     assert 0 < summary["records"] < 40
+    assert handovers == [(summary["run_id"], "used_cars")]
+    assert lake.list_objects_v2(Bucket=RAW).get("KeyCount") == 0
+
+
+def test_the_continuation_is_a_scrape_continues_event_on_the_bus(aws: None) -> None:
+    from mlops.scraping.continuation import continue_crawl
+
+    # given a rule on the default bus that forwards the event to a queue
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    queue = sqs.create_queue(QueueName="continues")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    pattern = {"source": ["mlops.scrape"], "detail-type": ["Scrape Continues"]}
+    events.put_rule(Name="continues", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="continues", Targets=[{"Id": "q", "Arn": arn["QueueArn"]}])
+
+    # when a crawl hands over
+    continue_crawl("run-1", "used_cars")
+
+    # then the event names the run to resume
+    message = sqs.receive_message(QueueUrl=queue)["Messages"][0]
+    assert json.loads(message["Body"])["detail"] == {"run_id": "run-1", "dataset": "used_cars"}
 
 
 def test_a_scheduled_event_while_the_site_is_being_crawled_exits_cleanly_as_skipped(

@@ -29,10 +29,12 @@ def table(aws: None, monkeypatch: pytest.MonkeyPatch, declared_table: Any) -> An
 @pytest.fixture
 def lake(table: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("RAW_BUCKET", RAW)
+    monkeypatch.setenv("ARTIFACTS_BUCKET", "mlops-artifacts")
     monkeypatch.setenv("POLITENESS_DELAY_SECONDS", "0")
     monkeypatch.delenv("SITE_SPEC_URI", raising=False)
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=RAW)
+    s3.create_bucket(Bucket="mlops-artifacts")
     return s3
 
 

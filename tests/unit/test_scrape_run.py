@@ -254,9 +254,13 @@ def test_parts_are_also_bounded_in_bytes(lake: Any, site: Any) -> None:
 
 def test_the_manifest_is_written_after_every_part(lake: Any, site: Any) -> None:
     written: list[str] = []
-    client("s3").meta.events.register(
-        "before-parameter-build.s3.PutObject", lambda params, **_: written.append(params["Key"])
-    )
+
+    def landed(params: dict[str, Any], **_: Any) -> None:
+        if params["Bucket"] == RAW:
+            written.append(params["Key"])
+
+    for operation in ("PutObject", "CopyObject"):
+        client("s3").meta.events.register(f"before-parameter-build.s3.{operation}", landed)
 
     result = scrape(site, part_max_records=50)
 

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Which events each function subscribes to: (source, detail-type) of its EventBridge rules.
 EXPECTED_SUBSCRIPTIONS = {
-    "ScrapeFunction": {("schedule", "")},
+    "ScrapeFunction": {("schedule", ""), ("mlops.scrape", "Scrape Continues")},
     "ValidateFunction": {("aws.s3", "Object Created")},
     "StartPreparationFunction": {
         ("mlops.pipeline", "Run Validated"),
@@ -257,14 +257,15 @@ def test_scraper_reserves_no_concurrency_and_has_room_for_a_long_crawl(
     # at a time per site is the run ledger's lease (mlops.scraping.run).
     scrape = source["Resources"]["ScrapeFunction"]["Properties"]
     assert "ReservedConcurrentExecutions" not in scrape
-    assert scrape["Timeout"] >= 300
+    assert scrape["Timeout"] == {"Ref": "ScrapeTimeoutSeconds"}
+    assert source["Parameters"]["ScrapeTimeoutSeconds"]["Default"] >= 300
 
 
 def test_the_scrape_lease_outlives_the_scrape_function_timeout(source: dict[str, Any]) -> None:
     from mlops.scraping.run import LEASE_SECONDS
 
-    scrape = source["Resources"]["ScrapeFunction"]["Properties"]
-    assert scrape["Timeout"] < LEASE_SECONDS
+    # Each invocation of a continuing crawl takes the lease again for LEASE_SECONDS.
+    assert source["Parameters"]["ScrapeTimeoutSeconds"]["MaxValue"] < LEASE_SECONDS
 
 
 def test_sagemaker_names_in_the_template_match_the_names_the_code_derives(
@@ -306,9 +307,12 @@ NOTIFY = {"sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"}
 ROLE_ACTIONS = {
     # mlops.scraping: raw parts and manifest, a site spec from S3, ledger start/finish and the
     # site's lease (conditional put, conditional delete).
+    # mlops.scraping: site spec, checkpoint (state, parts, visits; cleared after landing),
+    # parts copied into the raw zone, the ledger and the site's lease, the hand-over event.
     "ScrapeFunctionRole": DLQ
-    | {"s3:PutObject", "s3:GetObject", "s3:ListBucket"}
-    | {"dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
+    | {"s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:DeleteObject"}
+    | {"dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}
+    | {"events:PutEvents"},
     # mlops.validation: head/get (a version) of the raw object, contract, awswrangler
     # to_parquet/delete_objects, Glue catalog of to_parquet(mode="append"), idempotency
     # records, ledger updates, Run Validated.

@@ -101,6 +101,18 @@ class Fetcher:
             self._robots[site] = robots
         return robots
 
+    def resume_after(self, wall_time: float | None) -> None:
+        """Keep the politeness delay across invocations: the last request was at ``wall_time``."""
+        if wall_time is not None:
+            self._last_request = time.monotonic() - max(0.0, time.time() - wall_time)
+
+    @property
+    def last_request_wall_time(self) -> float | None:
+        """When the last request went out, as a Unix time (for a continuation)."""
+        if self._last_request is None:
+            return None
+        return time.time() - (time.monotonic() - self._last_request)
+
     def _wait_politely(self) -> None:
         if self._last_request is not None and self.politeness_delay > 0:
             remaining = self._last_request + self.politeness_delay - time.monotonic()

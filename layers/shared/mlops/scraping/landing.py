@@ -20,8 +20,16 @@ PART_MAX_BYTES = 8 * 1024 * 1024
 
 @dataclass
 class Part:
+    """A sealed part: its bytes, or where a checkpoint keeps them (``source_key``)."""
+
     records: int
-    body: bytes
+    body: bytes = b""
+    source_key: str | None = None
+    size: int = 0
+
+    @property
+    def bytes(self) -> int:
+        return self.size or len(self.body)
 
 
 @dataclass
@@ -50,6 +58,16 @@ class PartBuffer:
             self.parts.append(Part(records=len(self._lines), body=body))
             self._lines, self._size = [], 0
 
+    def unsealed(self) -> list[str]:
+        """The JSON lines not yet in a part (a checkpoint keeps them)."""
+        return [line.decode() for line in self._lines]
+
+    def restore(self, lines: list[str]) -> None:
+        for line in lines:
+            encoded = line.encode()
+            self._lines.append(encoded)
+            self._size += len(encoded)
+
     @property
     def records(self) -> int:
         return sum(part.records for part in self.parts) + len(self._lines)
@@ -62,20 +80,29 @@ def land_run(
     run_id: str,
     parts: list[Part],
     manifest: dict[str, Any],
+    *,
+    copy_from: str | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
-    """Upload the parts, then the manifest (with the parts listed); the part entries and its key."""
+    """Upload the parts (or copy them from a checkpoint in ``copy_from``), then the manifest
+    (with the parts listed); the part entries and the manifest's key."""
     s3 = client("s3")
     entries = []
     for number, part in enumerate(parts):
         key = lake.raw_part_key(dataset, ingest_date, run_id, number)
-        s3.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=part.body,
-            # No Content-Encoding: readers must get the gzip bytes the .gz key promises.
-            ContentType="application/gzip",
-        )
-        entries.append({"key": key, "records": part.records, "bytes": len(part.body)})
+        if part.source_key:
+            # Server-side copy; the checkpoint's part already has the gzip content type.
+            s3.copy_object(
+                Bucket=bucket, Key=key, CopySource={"Bucket": copy_from, "Key": part.source_key}
+            )
+        else:
+            s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=part.body,
+                # No Content-Encoding: readers must get the gzip bytes the .gz key promises.
+                ContentType="application/gzip",
+            )
+        entries.append({"key": key, "records": part.records, "bytes": part.bytes})
     manifest_key = lake.raw_manifest_key(dataset, ingest_date, run_id)
     body = {**manifest, "parts": entries, "records": sum(p.records for p in parts)}
     s3.put_object(

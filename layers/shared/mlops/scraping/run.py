@@ -1,5 +1,8 @@
 """One scrape run: load the spec, crawl, land parts and manifest, record it in the run ledger.
 
+A crawl may span several invocations: it checkpoints as it goes and, when its time runs out,
+hands over to a new invocation that resumes from the checkpoint (``ScrapeContinued``).
+
 One crawl at a time per site: a run takes the site's lease in the run ledger (a conditional
 write) before its first request and gives it back at the end; a run that finds the lease held
 is recorded SKIPPED with the reason and returns without crawling. The lease outlives any Lambda
@@ -18,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlops import ledger
 from mlops.ledger import Status
 from mlops.observability import logger
-from mlops.scraping.crawl import CrawlStats, ScrapeError, crawl
+from mlops.scraping.checkpoint import Checkpoints, CrawlState
+from mlops.scraping.crawl import CrawlStats, Frontier, ScrapeError, visits
 from mlops.scraping.fetch import Fetcher
 from mlops.scraping.landing import PART_MAX_BYTES, PART_MAX_RECORDS, PartBuffer, land_run
 from mlops.scraping.spec import load_spec
@@ -46,6 +50,8 @@ class ScrapeRequest(BaseModel):
     time_budget_seconds: float | None = Field(default=None, gt=0)
     part_max_records: int = Field(default=PART_MAX_RECORDS, ge=1)
     part_max_bytes: int = Field(default=PART_MAX_BYTES, ge=1024)
+    # Set by a "Scrape Continues" event: the run's checkpoint must exist.
+    continuation: bool = False
 
 
 class ScrapeResult(BaseModel):
@@ -86,114 +92,242 @@ def lease_name(site: str) -> str:
     return f"scrape:{site}"
 
 
+class ScrapeContinued(BaseModel):
+    """A crawl that ran out of time in this invocation and continues in the next."""
+
+    run_id: str
+    dataset: str
+    invocation: int
+    records: int
+    pages_fetched: int
+    pending_pages: int
+
+
 def run_scrape(
-    request: ScrapeRequest, *, sleep: Callable[[float], None] = time.sleep
-) -> ScrapeResult | ScrapeSkipped:
+    request: ScrapeRequest,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    continue_with: Callable[[str, str], None] | None = None,
+) -> ScrapeResult | ScrapeSkipped | ScrapeContinued:
     """Crawl the site of ``request`` into the raw zone; ledger FAILED and re-raise on any failure.
 
-    The spec is loaded and validated before any request. Nothing lands unless the crawl
-    finishes; parts are written first and the manifest last. While another run holds the
-    site's lease nothing is fetched: the run is recorded SKIPPED and ``ScrapeSkipped`` returned.
+    The spec is loaded and validated before any request. The crawl checkpoints as it goes
+    (``mlops.scraping.checkpoint``): a run id with a checkpoint resumes it, so Lambda's retry
+    of a crashed invocation neither restarts nor refetches. When the time budget runs out
+    and ``continue_with`` is given, the crawl hands over: it saves its checkpoint, calls
+    ``continue_with(run_id, dataset)`` (the handler emits the event that starts the next
+    invocation) and returns ``ScrapeContinued``; without it, it lands what it has. Nothing
+    lands unless the crawl finishes; parts go first and the manifest last. While another run
+    holds the site's lease nothing is fetched: the run is recorded SKIPPED.
     """
     settings = get_settings()
     bucket = settings.require("raw_bucket")
-    started = datetime.now(timezone.utc)
-    ledger.start(request.run_id, STAGE)
-    stats = CrawlStats()
-    known: dict[str, str] = {}  # ledger detail learnt before a failure
+    checkpoints = Checkpoints(settings.require("artifacts_bucket"), request.run_id)
     deadline = (
         time.monotonic() + request.time_budget_seconds if request.time_budget_seconds else None
     )
+    known: dict[str, str] = {}  # ledger detail learnt before a failure
+    state: CrawlState | None = None
     try:
+        state = checkpoints.load()
+        if state is not None and state.landed:
+            return ScrapeResult.model_validate(state.landed)
+        if state is None and request.continuation:
+            raise ScrapeError(f"run {request.run_id} has no crawl checkpoint to continue")
+        if state is None:
+            ledger.start(request.run_id, STAGE)
+        else:
+            # A continuation (or a retry) carries on with the crawl's original request.
+            request = request.model_copy(update=state.request)
         spec = load_spec(request.spec_uri or settings.site_spec_uri or DEFAULT_SPEC_URI)
         dataset = request.dataset or spec.dataset
         source = request.start_url or spec.start_url
         known.update(dataset=dataset, source=source)
         lease = ledger.claim_lease(lease_name(site_of(source)), request.run_id, LEASE_SECONDS)
     except Exception as error:
-        _record_failure(request.run_id, stats, error, known)
+        _record_failure(request.run_id, state.stats if state else CrawlStats(), error, known)
         raise
     if not lease.won:
         return _skipped(request.run_id, dataset, source, lease)
+    if state is None:
+        started = datetime.now(timezone.utc)
+        state = CrawlState(
+            run_id=request.run_id,
+            dataset=dataset,
+            source=source,
+            ingest_date=started.date().isoformat(),
+            started_at=started.isoformat(timespec="seconds"),
+            request=request.model_dump(
+                include={"spec_uri", "start_url", "dataset", "max_pages", "max_items"}
+                | {"politeness_delay_seconds", "part_max_records", "part_max_bytes"},
+                exclude_none=True,
+            ),
+            frontier=Frontier(next_index=source),
+        )
+    else:
+        state.invocations += 1
+    handed_over = False
     try:
-        ingest_date = started.date().isoformat()
         buffer = PartBuffer(request.part_max_records, request.part_max_bytes)
+        buffer.restore(state.unsealed)
+        for visit in checkpoints.replay(state):
+            if visit.record is not None:
+                buffer.add(visit.record)
+        _keep_sealed(checkpoints, state, buffer)
         politeness = (
             request.politeness_delay_seconds
             if request.politeness_delay_seconds is not None
             else settings.politeness_delay_seconds
         )
         with Fetcher(spec.http, spec.user_agent, politeness, sleep=sleep) as fetcher:
-            for record in crawl(
-                spec,
-                source,
-                fetcher,
-                max_pages=request.max_pages or settings.max_pages,
-                max_items=request.max_items or settings.max_items,
-                stats=stats,
-                deadline=deadline,
-            ):
-                buffer.add(record)
-            requests_made, retries = fetcher.requests_made, fetcher.retries
+            fetcher.resume_after(state.last_request_at)
+            try:
+                for visit in visits(
+                    spec,
+                    fetcher,
+                    state.frontier,
+                    max_pages=request.max_pages or settings.max_pages,
+                    max_items=request.max_items or settings.max_items,
+                    stats=state.stats,
+                    deadline=deadline,
+                ):
+                    checkpoints.log(state, visit)
+                    if visit.record is not None:
+                        buffer.add(visit.record)
+                        _keep_sealed(checkpoints, state, buffer)
+            finally:
+                state.requests += fetcher.requests_made
+                state.retries += fetcher.retries
+                state.last_request_at = fetcher.last_request_wall_time
+        stats = state.stats
+        unfinished = not state.frontier.done and stats.capped_by is None
+        if unfinished and continue_with is not None:
+            buffer.seal()
+            _keep_sealed(checkpoints, state, buffer)
+            checkpoints.save(state)
+            continue_with(request.run_id, dataset)
+            handed_over = True
+            ledger.start(
+                request.run_id,
+                STAGE,
+                dataset=dataset,
+                source=source,
+                invocations=state.invocations,
+                records_so_far=stats.records,
+                pages_so_far=stats.pages_fetched,
+            )
+            logger.info(
+                "scrape continues in a new invocation",
+                extra={"invocation": state.invocations, **stats.as_dict()},
+            )
+            return ScrapeContinued(
+                run_id=request.run_id,
+                dataset=dataset,
+                invocation=state.invocations,
+                records=stats.records,
+                pages_fetched=stats.pages_fetched,
+                pending_pages=len(state.frontier.pending),
+            )
+        if unfinished:
+            stats.capped_by = "time_budget"
         buffer.seal()
         if stats.records == 0:
             raise ScrapeError(
                 f"no records extracted from {source}: {stats.pages_fetched} pages fetched, "
                 f"{stats.pages_failed} failed, {stats.items_failed} items failed"
             )
-        finished = datetime.now(timezone.utc)
-        manifest = {
-            "run_id": request.run_id,
-            "dataset": dataset,
-            "ingest_date": ingest_date,
-            "complete": True,
-            "pages_fetched": stats.pages_fetched,
-            "pages_failed": stats.pages_failed,
-            "items_failed": stats.items_failed,
-            "field_errors": stats.field_errors,
-            "duplicate_links": stats.duplicate_links,
-            "disallowed_links": stats.disallowed_links,
-            "capped_by": stats.capped_by,
-            "requests": requests_made,
-            "retries": retries,
-            "started_at": started.isoformat(timespec="seconds"),
-            "finished_at": finished.isoformat(timespec="seconds"),
-            "duration_seconds": round((finished - started).total_seconds(), 3),
-            "source": source,
-            "site_spec": spec.name,
-        }
-        parts, manifest_key = land_run(
-            bucket, dataset, ingest_date, request.run_id, buffer.parts, manifest
-        )
+        result = _land(bucket, checkpoints, state, buffer, spec.name)
     except Exception as error:
-        _record_failure(request.run_id, stats, error, known)
+        _record_failure(request.run_id, state.stats, error, known)
         raise
     finally:
-        _release(lease)
+        if not handed_over:
+            _release(lease)
     ledger.finish(
         request.run_id,
         STAGE,
         Status.SUCCEEDED,
-        counts=_counts(stats, parts=len(parts)),
+        counts=_counts(state.stats, parts=len(result.part_keys)),
         dataset=dataset,
-        manifest_key=manifest_key,
+        manifest_key=result.manifest_key,
         source=source,
+        invocations=state.invocations,
     )
-    logger.info("scrape landed", extra={"manifest_key": manifest_key, **stats.as_dict()})
-    return ScrapeResult(
-        run_id=request.run_id,
-        dataset=dataset,
-        ingest_date=ingest_date,
+    logger.info(
+        "scrape landed", extra={"manifest_key": result.manifest_key, **state.stats.as_dict()}
+    )
+    return result
+
+
+def _keep_sealed(checkpoints: Checkpoints, state: CrawlState, buffer: PartBuffer) -> None:
+    """Move parts the buffer sealed into the checkpoint, then snapshot the crawl."""
+    if not buffer.parts:
+        return
+    for part in buffer.parts:
+        checkpoints.keep_part(state, part)
+    buffer.parts.clear()
+    state.unsealed = buffer.unsealed()
+    checkpoints.save(state)
+
+
+def _land(
+    bucket: str,
+    checkpoints: Checkpoints,
+    state: CrawlState,
+    buffer: PartBuffer,
+    site_spec: str,
+) -> ScrapeResult:
+    stats = state.stats
+    finished = datetime.now(timezone.utc)
+    started = datetime.fromisoformat(state.started_at)
+    manifest = {
+        "run_id": state.run_id,
+        "dataset": state.dataset,
+        "ingest_date": state.ingest_date,
+        "complete": True,
+        "pages_fetched": stats.pages_fetched,
+        "pages_failed": stats.pages_failed,
+        "items_failed": stats.items_failed,
+        "field_errors": stats.field_errors,
+        "duplicate_links": stats.duplicate_links,
+        "disallowed_links": stats.disallowed_links,
+        "capped_by": stats.capped_by,
+        "requests": state.requests,
+        "retries": state.retries,
+        "invocations": state.invocations,
+        "started_at": state.started_at,
+        "finished_at": finished.isoformat(timespec="seconds"),
+        "duration_seconds": round((finished - started).total_seconds(), 3),
+        "source": state.source,
+        "site_spec": site_spec,
+    }
+    parts = checkpoints.kept_parts(state) + buffer.parts
+    entries, manifest_key = land_run(
+        bucket,
+        state.dataset,
+        state.ingest_date,
+        state.run_id,
+        parts,
+        manifest,
+        copy_from=checkpoints.bucket,
+    )
+    result = ScrapeResult(
+        run_id=state.run_id,
+        dataset=state.dataset,
+        ingest_date=state.ingest_date,
         bucket=bucket,
         manifest_key=manifest_key,
-        part_keys=[part["key"] for part in parts],
+        part_keys=[entry["key"] for entry in entries],
         records=stats.records,
         pages_fetched=stats.pages_fetched,
         pages_failed=stats.pages_failed,
         items_failed=stats.items_failed,
-        requests=requests_made,
+        requests=state.requests,
         duration_seconds=manifest["duration_seconds"],
     )
+    state.landed = result.model_dump(mode="json")
+    checkpoints.clear(state)
+    return result
 
 
 def _record_failure(

@@ -1,0 +1,167 @@
+"""A crawl's checkpoint in the artifacts bucket, so one crawl can span many invocations.
+
+Under ``scrape/checkpoints/<run_id>/``:
+
+- ``state.json``: the snapshot: the request, the frontier, the counts, the sealed parts and
+  the number of visits it includes (written when a part is sealed and when an invocation
+  hands over);
+- ``parts/part-NNNNN.jsonl.gz``: sealed parts, copied into the raw zone when the crawl lands
+  (the raw zone sees nothing of a crawl before it is complete);
+- ``visits/NNNNNNNN.json``: every page visit after the snapshot, written before the next
+  request, so a crash loses at most the visit in flight and the retry refetches nothing else.
+
+After landing only ``state.json`` stays, marked landed, so a late retry of the same event
+returns the landed run instead of crawling again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops.clients import client
+from mlops.scraping.crawl import CrawlStats, Frontier, PageVisit, apply
+from mlops.scraping.landing import Part
+
+PREFIX = "scrape/checkpoints/"
+
+
+def run_prefix(run_id: str) -> str:
+    return f"{PREFIX}{run_id}/"
+
+
+def state_key(run_id: str) -> str:
+    return f"{run_prefix(run_id)}state.json"
+
+
+def part_key(run_id: str, number: int) -> str:
+    return f"{run_prefix(run_id)}parts/part-{number:05d}.jsonl.gz"
+
+
+def visit_key(run_id: str, number: int) -> str:
+    return f"{run_prefix(run_id)}visits/{number:08d}.json"
+
+
+@dataclass
+class CrawlState:
+    """Everything a continuation needs to carry on where the last invocation stopped."""
+
+    run_id: str
+    dataset: str
+    source: str
+    ingest_date: str
+    started_at: str
+    request: dict[str, Any]
+    frontier: Frontier
+    stats: CrawlStats = field(default_factory=CrawlStats)
+    parts: list[dict[str, Any]] = field(default_factory=list)
+    visits: int = 0
+    invocations: int = 1
+    requests: int = 0
+    retries: int = 0
+    last_request_at: float | None = None
+    # Records after the last sealed part (a part sealed on size leaves the next one over).
+    unsealed: list[str] = field(default_factory=list)
+    landed: dict[str, Any] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "dataset": self.dataset,
+            "source": self.source,
+            "ingest_date": self.ingest_date,
+            "started_at": self.started_at,
+            "request": self.request,
+            "frontier": self.frontier.as_json(),
+            "stats": self.stats.as_dict(),
+            "parts": self.parts,
+            "visits": self.visits,
+            "invocations": self.invocations,
+            "requests": self.requests,
+            "retries": self.retries,
+            "last_request_at": self.last_request_at,
+            "unsealed": self.unsealed,
+            "landed": self.landed,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CrawlState:
+        return cls(
+            **{k: v for k, v in data.items() if k not in ("frontier", "stats")},
+            frontier=Frontier.from_json(data["frontier"]),
+            stats=CrawlStats(**data["stats"]),
+        )
+
+
+class Checkpoints:
+    """Reads and writes one crawl's checkpoint in ``bucket``."""
+
+    def __init__(self, bucket: str, run_id: str) -> None:
+        self.bucket, self.run_id = bucket, run_id
+
+    def load(self) -> CrawlState | None:
+        s3 = client("s3")
+        try:
+            body = s3.get_object(Bucket=self.bucket, Key=state_key(self.run_id))["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            return None
+        return CrawlState.from_json(json.loads(body))
+
+    def replay(self, state: CrawlState) -> list[PageVisit]:
+        """Apply the visits logged after the snapshot to ``state``; returns them in order."""
+        s3 = client("s3")
+        replayed: list[PageVisit] = []
+        while True:
+            try:
+                body = s3.get_object(Bucket=self.bucket, Key=visit_key(self.run_id, state.visits))
+            except s3.exceptions.NoSuchKey:
+                return replayed
+            visit = PageVisit.from_json(json.loads(body["Body"].read()))
+            apply(visit, state.frontier, state.stats)
+            state.visits += 1
+            replayed.append(visit)
+
+    def log(self, state: CrawlState, visit: PageVisit) -> None:
+        """Record one visit before the crawl moves on (``state.visits`` counts it)."""
+        client("s3").put_object(
+            Bucket=self.bucket,
+            Key=visit_key(self.run_id, state.visits),
+            Body=json.dumps(visit.as_json(), separators=(",", ":")).encode(),
+            ContentType="application/json",
+        )
+        state.visits += 1
+
+    def keep_part(self, state: CrawlState, part: Part) -> None:
+        number = len(state.parts)
+        key = part_key(self.run_id, number)
+        client("s3").put_object(
+            Bucket=self.bucket, Key=key, Body=part.body, ContentType="application/gzip"
+        )
+        state.parts.append({"checkpoint_key": key, "records": part.records, "bytes": part.bytes})
+
+    def kept_parts(self, state: CrawlState) -> list[Part]:
+        return [
+            Part(records=p["records"], source_key=p["checkpoint_key"], size=p["bytes"])
+            for p in state.parts
+        ]
+
+    def save(self, state: CrawlState) -> None:
+        client("s3").put_object(
+            Bucket=self.bucket,
+            Key=state_key(self.run_id),
+            Body=json.dumps(state.as_json(), separators=(",", ":")).encode(),
+            ContentType="application/json",
+        )
+
+    def clear(self, state: CrawlState) -> None:
+        """After landing: drop parts and visits, keep the state marked landed."""
+        s3 = client("s3")
+        self.save(state)
+        keys, keep = [], state_key(self.run_id)
+        paginator = s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=run_prefix(self.run_id)):
+            keys += [o["Key"] for o in page.get("Contents", []) if o["Key"] != keep]
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
+            batch = [{"Key": k} for k in keys[start : start + 1000]]
+            s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
