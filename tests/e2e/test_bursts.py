@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 import localcloud.cli as cli
 import localcloud.cloud as cloud_module
@@ -264,6 +265,28 @@ def test_the_dead_letter_fires_its_dlqs_alarm_which_reaches_the_notification_top
     assert cloud.undelivered == []
     received = sqs.receive_message(QueueUrl=inbox, WaitTimeSeconds=2)["Messages"]
     assert json.loads(received[0]["Body"])["Subject"] == f'ALARM: "{alarm.name}" in us-east-1'
+
+
+def test_lambda_invoke_runs_a_template_function_synchronously_with_its_result(dead_lettered):
+    cloud, _, _ = dead_lettered
+    sweep = json.loads((cloud.project_root / "events" / "preparation_queue_sweep.json").read_text())
+
+    answer = cloud.client("lambda").invoke(
+        FunctionName=cloud.resources["StartPreparationFunction"], Payload=json.dumps(sweep)
+    )
+
+    assert answer["StatusCode"] == 200
+    assert "FunctionError" not in answer
+    assert json.loads(answer["Payload"].read())["trigger"] == "Scheduled Event"
+
+
+def test_lambda_invoke_of_a_function_the_stack_lacks_is_resource_not_found(dead_lettered):
+    cloud, _, _ = dead_lettered
+
+    with pytest.raises(ClientError) as refused:
+        cloud.client("lambda").invoke(FunctionName="no-such-function", InvocationType="Event")
+
+    assert refused.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
 def test_redrive_replays_the_dead_lettered_event_to_success(dead_lettered, capsys):
