@@ -292,3 +292,19 @@ def test_queue_items_are_no_run_of_the_ledger_view(view):
 
     assert view.latest_run() is None
     assert [q.run_id for q in view.queued()] == ["run-c"]
+
+
+def test_a_deployed_stacks_queues_and_functions_are_found_by_their_logical_ids(aws):
+    template = {
+        "Resources": {
+            "StartPreparationDLQ": {"Type": "AWS::SQS::Queue"},
+            "ValidateDLQ": {"Type": "AWS::SQS::Queue"},
+        }
+    }
+    cloudformation = boto3.client("cloudformation")
+    cloudformation.create_stack(StackName="mlops-dev", TemplateBody=json.dumps(template))
+
+    resources = dead_letters.stack_resources(cloudformation, "mlops-dev")
+
+    assert set(resources) == {"StartPreparationDLQ", "ValidateDLQ"}
+    assert resources["ValidateDLQ"].startswith("https://")  # a queue's physical id is its URL
