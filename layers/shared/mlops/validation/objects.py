@@ -1,6 +1,10 @@
 """Validate one raw object: valid rows to the validated zone, invalid rows and bad files to
 quarantine, one report per object, then record the object towards its run's completion.
 
+A run is a unit the lake and the ledger agree on: within a run still open, a new version of a
+key replaces every row and file the earlier one left; once the run's completion is claimed,
+an object arriving for it is refused (a report and a note on the run, nothing else changes).
+
 ``handle_object_created`` is the entry point of the validate function: it processes each
 object version once (Powertools idempotency keyed on bucket, key and version id or etag).
 pandas and awswrangler are imported only when a data object is read, so a manifest event
@@ -53,13 +57,13 @@ Outcome = Literal[
     "validated", "rejected", "unreadable", "missing", "manifest", "bad_manifest", "refused"
 ]
 METRIC_OF_OUTCOME = {
-    "refused": "ObjectsRefused",
     "validated": "ObjectsValidated",
     "rejected": "ObjectsRejected",
     "unreadable": "UnreadableObjects",
     "missing": "MissingObjects",
     "manifest": "ManifestsRecorded",
     "bad_manifest": "UnreadableObjects",
+    "refused": "ObjectsRefused",
 }
 # Longer than EventBridge's retry window (1 h) and Lambda's async retries, so any
 # redelivery of the same object version finds the record.
