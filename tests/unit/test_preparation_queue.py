@@ -316,3 +316,24 @@ def test_a_run_within_the_bound_keeps_waiting_when_glue_is_full(env, event, lamb
     assert drained.expired == [] and drained.started == []
     assert drained.waiting == ["run-b"]
     assert prepare_item("run-b")["status"] == "QUEUED"
+
+
+def test_an_expiry_whose_notification_fails_leaves_the_run_queued_for_the_retry(
+    env, event, lambda_context, monkeypatch
+):
+    from mlops import preparation
+
+    for run_id in ("run-a", "run-b"):
+        handler(validated(event, run_id), lambda_context)
+    later = datetime.now(timezone.utc) + timedelta(minutes=61)
+
+    def unreachable(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("SNS unreachable")
+
+    with monkeypatch.context() as patched, pytest.raises(ConnectionError):
+        patched.setattr(preparation, "notify", unreachable)
+        preparation.drain_queue("Scheduled Event", now=later)
+
+    assert prepare_item("run-b")["status"] == "QUEUED"
+    assert queue() == ["run-b"]
+    assert preparation.drain_queue("Scheduled Event", now=later).expired == ["run-b"]

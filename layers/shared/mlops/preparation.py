@@ -419,7 +419,11 @@ def drain_queue(trigger: str, *, now: datetime | None = None) -> QueueDrain:
             result.removed.append(item.run_id)
             continue
         if item.waited_seconds(now) > max_wait * 60:
-            _expire(item, max_wait, now)
+            try:
+                _expire(item, max_wait, now)
+            except BaseException:
+                ledger.release_queued(item, owner)
+                raise
             ledger.dequeue(item, owner)
             result.expired.append(item.run_id)
             continue
@@ -470,8 +474,8 @@ def _expire(item: ledger.QueuedRun, max_wait: int, now: datetime) -> None:
         f"waited {minutes} min for a free Glue run slot (queued at {item.queued_at}); "
         f"the bound is {max_wait} min (PreparationMaxWaitMinutes): {item.reason}"
     )
-    ledger.finish(item.run_id, STAGE, ledger.Status.FAILED, reason=reason, dataset=dataset)
-    logger.error("queued preparation expired", extra={"run_id": item.run_id, "reason": reason})
+    # Notified before the run is failed: a failed publish leaves the run QUEUED for the retry
+    # (at least once), where failing it first would let the retry drop it without a word.
     notify(
         f"Run {item.run_id}: preparation never started",
         f"Run {item.run_id} of {dataset} was not prepared: it {reason}. Upload the data again "
@@ -480,3 +484,5 @@ def _expire(item: ledger.QueuedRun, max_wait: int, now: datetime) -> None:
         dataset=dataset,
         queued_at=item.queued_at,
     )
+    ledger.finish(item.run_id, STAGE, ledger.Status.FAILED, reason=reason, dataset=dataset)
+    logger.error("queued preparation expired", extra={"run_id": item.run_id, "reason": reason})
