@@ -231,20 +231,24 @@ def view(aws: None, declared_table: Any, monkeypatch: pytest.MonkeyPatch) -> Led
 
 
 def test_status_shows_the_reason_of_each_rejected_or_unreadable_object(view):
-    from mlops import ledger
+    from mlops.validation.completion import PartOutcome, record_part
 
-    ledger.finish(
-        "run-a",
-        "validate",
-        ledger.Status.SUCCEEDED,
-        reason="2 object(s) rejected or unreadable",
-        failed_objects={"raw/notes.txt", "raw/broken.csv.gz"},
-        part_counts={
-            "raw/notes.txt": {"outcome": "rejected", "reason": "unsupported format: .txt"},
-            "raw/broken.csv.gz": {"outcome": "unreadable", "reason": "BadGzipFile: not gzip"},
-            "raw/good.csv": {"outcome": "validated"},
-        },
-    )
+    outcomes = [
+        PartOutcome(key="raw/notes.txt", outcome="rejected", reason="unsupported format: .txt"),
+        PartOutcome(key="raw/broken.csv.gz", outcome="unreadable", reason="BadGzipFile: not gzip"),
+        PartOutcome(key="raw/good.csv", outcome="validated", rows_in=3, rows_valid=3),
+    ]
+    for part in outcomes:
+        # As the validate stage records each object of a run (the manifest not yet seen).
+        record_part(
+            "run-a",
+            "used_cars",
+            part,
+            owner=part.key,
+            contract_version="1",
+            ingest_date="2026-12-03",
+            alone=False,
+        )
 
     text = status_text(view, "run-a")
 
