@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
@@ -140,14 +141,36 @@ def test_the_raw_zone_sees_nothing_until_the_crawl_is_complete(
     assert keys(lake, ARTIFACTS, f"{PREFIX}{RUN}/")  # the checkpoint holds the crawl so far
 
 
-def test_a_landed_crawl_leaves_only_its_landed_state_behind(
+def test_a_landed_crawl_marks_its_checkpoint_landed(
     lake: Any, site: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = PagesPerCall(monkeypatch, pages=40)
 
-    crawl_to_the_end(site, clock)
+    result, _ = crawl_to_the_end(site, clock)
 
-    assert keys(lake, ARTIFACTS, f"{PREFIX}{RUN}/") == [f"{PREFIX}{RUN}/state.json"]
+    state = json.loads(
+        lake.get_object(Bucket=ARTIFACTS, Key=f"{PREFIX}{RUN}/state.json")["Body"].read()
+    )
+    assert state["landed"]["manifest_key"] == result.manifest_key
+
+
+def test_a_retry_after_landing_records_the_run_a_dying_invocation_did_not(
+    lake: Any, site: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a crawl that landed but whose last invocation died before its ledger write
+    clock = PagesPerCall(monkeypatch, pages=1000)
+    with (
+        mock.patch("mlops.scraping.run._record_landed", side_effect=SystemExit("killed")),
+        pytest.raises(SystemExit),
+    ):
+        crawl_to_the_end(site, clock)
+
+    # when Lambda retries it
+    invoke(site, Handovers())
+
+    # then the ledger has the run as landed
+    item = next(i for i in ledger.stages(RUN) if i["stage"] == "scrape")
+    assert item["status"] == "SUCCEEDED" and item["counts"]["records"] == LISTINGS
 
 
 def test_a_crash_midway_resumes_from_the_checkpoint_without_refetching(

@@ -307,10 +307,10 @@ NOTIFY = {"sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"}
 ROLE_ACTIONS = {
     # mlops.scraping: raw parts and manifest, a site spec from S3, ledger start/finish and the
     # site's lease (conditional put, conditional delete).
-    # mlops.scraping: site spec, checkpoint (state, parts, visits; cleared after landing),
-    # parts copied into the raw zone, the ledger and the site's lease, the hand-over event.
+    # mlops.scraping: site spec, checkpoint (state, parts, visits), parts copied into the
+    # raw zone, the ledger and the site's lease, the hand-over event.
     "ScrapeFunctionRole": DLQ
-    | {"s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:DeleteObject"}
+    | {"s3:PutObject", "s3:GetObject", "s3:ListBucket"}
     | {"dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}
     | {"events:PutEvents"},
     # mlops.validation: head/get (a version) of the raw object, contract, awswrangler
@@ -793,3 +793,14 @@ def test_the_pandas_layer_mapping_names_each_regions_own_publisher(
     for region in ("ap-east-1", "ap-south-2", "ap-southeast-3", "il-central-1", "me-central-1"):
         assert accounts[region] != "336392948345", region
     assert accounts["us-east-1"] == "336392948345"
+
+
+def test_crawl_checkpoints_expire_under_the_prefix_the_scraper_writes(
+    source: dict[str, Any],
+) -> None:
+    from mlops.scraping.checkpoint import PREFIX
+
+    bucket = source["Resources"]["ArtifactsBucket"]["Properties"]
+    rules = bucket["LifecycleConfiguration"]["Rules"]
+    expiring = [r for r in rules if r.get("Prefix") == PREFIX and r.get("ExpirationInDays")]
+    assert expiring and expiring[0]["Status"] == "Enabled"

@@ -10,8 +10,9 @@ Under ``scrape/checkpoints/<run_id>/``:
 - ``visits/NNNNNNNN.json``: every page visit after the snapshot, written before the next
   request, so a crash loses at most the visit in flight and the retry refetches nothing else.
 
-After landing only ``state.json`` stays, marked landed, so a late retry of the same event
-returns the landed run instead of crawling again.
+After landing, ``state.json`` is marked landed, so a late retry of the same event returns
+the landed run instead of crawling again; the artifacts bucket's lifecycle rule expires the
+checkpoint (template.yaml, ``expire-crawl-checkpoints``).
 """
 
 from __future__ import annotations
@@ -154,14 +155,8 @@ class Checkpoints:
             ContentType="application/json",
         )
 
-    def clear(self, state: CrawlState) -> None:
-        """After landing: drop parts and visits, keep the state marked landed."""
-        s3 = client("s3")
+    def mark_landed(self, state: CrawlState, result: dict[str, Any]) -> None:
+        """After landing: the state says so. Parts and visits are left to the artifacts
+        bucket's lifecycle rule (deleting thousands of visits would eat the landing time)."""
+        state.landed = result
         self.save(state)
-        keys, keep = [], state_key(self.run_id)
-        paginator = s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=run_prefix(self.run_id)):
-            keys += [o["Key"] for o in page.get("Contents", []) if o["Key"] != keep]
-        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
-            batch = [{"Key": k} for k in keys[start : start + 1000]]
-            s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})

@@ -131,7 +131,10 @@ def run_scrape(
     try:
         state = checkpoints.load()
         if state is not None and state.landed:
-            return ScrapeResult.model_validate(state.landed)
+            # A retry after landing (the last invocation died before its ledger write).
+            landed = ScrapeResult.model_validate(state.landed)
+            _record_landed(landed, state)
+            return landed
         if state is None and request.continuation:
             raise ScrapeError(f"run {request.run_id} has no crawl checkpoint to continue")
         if state is None:
@@ -166,6 +169,8 @@ def run_scrape(
         )
     else:
         state.invocations += 1
+    # Saved before the first request: a killed invocation is counted, and its retry resumes.
+    checkpoints.save(state)
     handed_over = False
     try:
         buffer = PartBuffer(request.part_max_records, request.part_max_bytes)
@@ -243,20 +248,24 @@ def run_scrape(
     finally:
         if not handed_over:
             _release(lease)
+    _record_landed(result, state)
+    return result
+
+
+def _record_landed(result: ScrapeResult, state: CrawlState) -> None:
     ledger.finish(
-        request.run_id,
+        result.run_id,
         STAGE,
         Status.SUCCEEDED,
         counts=_counts(state.stats, parts=len(result.part_keys)),
-        dataset=dataset,
+        dataset=result.dataset,
         manifest_key=result.manifest_key,
-        source=source,
+        source=state.source,
         invocations=state.invocations,
     )
     logger.info(
         "scrape landed", extra={"manifest_key": result.manifest_key, **state.stats.as_dict()}
     )
-    return result
 
 
 def _keep_sealed(checkpoints: Checkpoints, state: CrawlState, buffer: PartBuffer) -> None:
@@ -325,8 +334,7 @@ def _land(
         requests=state.requests,
         duration_seconds=manifest["duration_seconds"],
     )
-    state.landed = result.model_dump(mode="json")
-    checkpoints.clear(state)
+    checkpoints.mark_landed(state, result.model_dump(mode="json"))
     return result
 
 
