@@ -37,7 +37,7 @@ def ensure_group(group: str, dataset: str) -> None:
     )
 
 
-def packages(group: str, approval: str | None = None) -> Iterator[dict[str, Any]]:
+def packages(group: str) -> Iterator[dict[str, Any]]:
     """Summaries of the group's versions, newest first."""
     sagemaker = client("sagemaker")
     kwargs: dict[str, Any] = {
@@ -46,8 +46,6 @@ def packages(group: str, approval: str | None = None) -> Iterator[dict[str, Any]
         "SortOrder": "Descending",
         "MaxResults": 100,
     }
-    if approval:
-        kwargs["ModelApprovalStatus"] = approval
     while True:
         page = sagemaker.list_model_packages(**kwargs)
         yield from page.get("ModelPackageSummaryList", [])
@@ -74,14 +72,14 @@ def find_by_training_job(group: str, training_job: str) -> dict[str, Any] | None
 
 
 def champion(group: str) -> dict[str, Any] | None:
-    """The newest Approved package: the one the deploy stage put in production."""
-    try:
-        for summary in packages(group, approval="Approved"):
-            return describe(summary["ModelPackageArn"])
-    except client("sagemaker").exceptions.ClientError as error:
-        if error.response["Error"]["Code"] != "ValidationException":
-            raise
-    return None
+    """The package the serving rule puts in production: newest Approved, or the pinned one."""
+    from mlops import serving
+
+    registry = serving.read(client("sagemaker"), group)
+    choice = serving.choose(registry)
+    if choice.version is None:
+        return None
+    return describe(registry.arns[choice.version])
 
 
 def _legal(char: str) -> bool:
