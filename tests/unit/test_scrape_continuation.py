@@ -258,13 +258,19 @@ def test_politeness_holds_across_invocations(
 def test_the_ledger_shows_a_continuing_crawl_as_started_with_its_progress(
     lake: Any, site: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    PagesPerCall(monkeypatch, pages=40)
-
+    # given a crawl that handed over once
+    clock = PagesPerCall(monkeypatch, pages=40)
     invoke(site, Handovers())
+    started = next(i for i in ledger.stages(RUN) if i["stage"] == "scrape")["started_at"]
 
+    # when its next invocation hands over too
+    clock.next_invocation()
+    invoke(site, Handovers(), continuation=True)
+
+    # then the stage is still the one started with the crawl, with its progress so far
     item = next(i for i in ledger.stages(RUN) if i["stage"] == "scrape")
-    assert item["status"] == "STARTED"
-    assert item["detail"]["invocations"] == 1
+    assert item["status"] == "STARTED" and item["started_at"] == started
+    assert item["detail"]["invocations"] == 2
     assert 0 < item["detail"]["records_so_far"] < LISTINGS
 
 

@@ -68,6 +68,18 @@ def start(run_id: str, stage: str, **detail: Any) -> None:
     )
 
 
+def progress(run_id: str, stage: str, **detail: Any) -> None:
+    """Note how far a started ``stage`` has got (into its ``detail``), keeping its start time."""
+    names = {f"#d{i}": key for i, key in enumerate(detail)}
+    values = {f":d{i}": _to_dynamo(value) for i, value in enumerate(detail.values())}
+    _table().update_item(
+        Key={"run_id": run_id, "stage": stage},
+        UpdateExpression="SET " + ", ".join(f"detail.#d{i} = :d{i}" for i in range(len(detail))),
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
+    )
+
+
 def finish(
     run_id: str,
     stage: str,

@@ -212,7 +212,7 @@ def run_scrape(
             checkpoints.save(state)
             continue_with(request.run_id, dataset)
             handed_over = True
-            ledger.start(
+            ledger.progress(
                 request.run_id,
                 STAGE,
                 dataset=dataset,
