@@ -21,6 +21,7 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 # Sample event file → the functions that must receive it (and no other).
 EXPECTED: dict[str, set[str]] = {
     "scheduled.json": {"ScrapeFunction"},
+    "scrape_continues.json": {"ScrapeFunction"},
     "s3_object_created.json": {"ValidateFunction"},
     "run_validated.json": {"StartPreparationFunction"},
     # Training starts on success; every terminal state frees a slot for the preparation queue.
