@@ -193,7 +193,7 @@ def test_acceptance_thresholds_are_left_as_commented_suggestions() -> None:
 
 
 def test_a_missing_target_column_is_refused_with_the_columns_listed() -> None:
-    with pytest.raises(DraftError, match="no column 'cost'.*house_id"):
+    with pytest.raises(DraftError, match=r"no column 'cost'.*house_id"):
         draft_contract(_frame(), target="cost", name="houses")
 
 
