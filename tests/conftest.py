@@ -98,3 +98,21 @@ def declared_table(aws: None) -> Any:
         return name
 
     return create
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _lake_matches_ledger_when_a_cloud_stops() -> Iterator[dict[str, bool]]:
+    """Every local cloud a test starts is reconciled before it stops (tests/e2e/lake_check.py)."""
+    from tests.e2e.lake_check import reconcile_when_clouds_stop
+
+    yield from reconcile_when_clouds_stop()
+
+
+@pytest.fixture(autouse=True)
+def _unless_marked_unreconciled(
+    request: pytest.FixtureRequest, _lake_matches_ledger_when_a_cloud_stops: dict[str, bool]
+) -> Iterator[None]:
+    marker = request.node.get_closest_marker("unreconciled")
+    _lake_matches_ledger_when_a_cloud_stops["on"] = marker is None
+    yield
+    _lake_matches_ledger_when_a_cloud_stops["on"] = True

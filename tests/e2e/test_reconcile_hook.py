@@ -1,4 +1,4 @@
-"""The check every end-to-end scenario ends with (tests/e2e/conftest.py) can fail: a lake that
+"""The check every end-to-end scenario ends with (tests/e2e/lake_check.py) can fail: a lake that
 lost rows the ledger counts stops the scenario's cloud with a failure naming the run."""
 
 from __future__ import annotations

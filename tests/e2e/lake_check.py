@@ -3,7 +3,8 @@
 Before any local cloud of a test stops, every run its ledger saw validated is reconciled
 (``tests.e2e.reconcile``): raw rows = validated + quarantined, and the ledger's counts equal
 the rows in the zones. A scenario that takes the lake apart on purpose (a refused grant
-midway) says so with ``@pytest.mark.unreconciled("why")``.
+midway) says so with ``@pytest.mark.unreconciled("why")``. The fixtures are wired in
+tests/conftest.py (a second conftest module would shadow the shared one's helpers).
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def _reconcile_before_stopping(stop: Any, wanted: dict[str, bool]) -> Any:
     return stop_after_reconciling
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _lake_matches_ledger_when_a_cloud_stops() -> Iterator[dict[str, bool]]:
+def reconcile_when_clouds_stop() -> Iterator[dict[str, bool]]:
+    """Patch ``LocalCloud.stop`` for the session; the flag turns the check off for a test."""
     wanted = {"on": True}
     original = LocalCloud.stop
     LocalCloud.stop = _reconcile_before_stopping(original, wanted)  # type: ignore[method-assign]
@@ -63,13 +64,3 @@ def _lake_matches_ledger_when_a_cloud_stops() -> Iterator[dict[str, bool]]:
         yield wanted
     finally:
         LocalCloud.stop = original  # type: ignore[method-assign]
-
-
-@pytest.fixture(autouse=True)
-def _unless_marked_unreconciled(
-    request: pytest.FixtureRequest, _lake_matches_ledger_when_a_cloud_stops: dict[str, bool]
-) -> Iterator[None]:
-    marker = request.node.get_closest_marker("unreconciled")
-    _lake_matches_ledger_when_a_cloud_stops["on"] = marker is None
-    yield
-    _lake_matches_ledger_when_a_cloud_stops["on"] = True
