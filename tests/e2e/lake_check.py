@@ -36,7 +36,8 @@ def validated_runs(cloud: LocalCloud) -> list[str]:
 def _reconcile_before_stopping(stop: Any, wanted: dict[str, bool]) -> Any:
     def stop_after_reconciling(self: LocalCloud) -> None:
         problems: list[str] = []
-        if wanted["on"] and self._server is not None and not getattr(self, "_reconciled", False):
+        provisioned = self._server is not None and "RunLedgerTable" in self.resources
+        if wanted["on"] and provisioned and not getattr(self, "_reconciled", False):
             self._reconciled = True  # type: ignore[attr-defined]
             try:
                 self.wait_quiescent(timeout=120)
