@@ -112,7 +112,11 @@ def _registry_options(command: argparse.ArgumentParser) -> argparse.ArgumentPars
         help="act on AWS with the default credentials and region instead of the local cloud",
     )
     command.add_argument("--stage", help="with --aws: the stack's Stage (default: $STAGE or dev)")
-    command.add_argument("--dataset", help="the dataset (default: the stack's DatasetName)")
+    command.add_argument(
+        "--dataset",
+        help="the dataset (default: the local stack's DatasetName; with --aws: $DATASET or "
+        "used_cars)",
+    )
     return command
 
 
@@ -395,10 +399,23 @@ def _draft_for_run(args: argparse.Namespace) -> Path | None:
 
     name = args.name or dataset_name(args.data)
     path = args.data.with_name(f"{name}.contract.yaml")
-    if path.is_file():
-        _echo(f"Using the contract drafted earlier: {path} (delete it to draft again)")
-        return path
     target = args.target
+    if path.is_file():
+        from mlops.contract import Contract, ContractError
+
+        try:
+            earlier = Contract.from_file(path)
+        except ContractError as exc:
+            _echo(f"mlops local run: {exc} (fix it, or delete it to draft again)")
+            return None
+        if args.target in (None, earlier.target) and args.task in (None, earlier.task):
+            _echo(f"Using the contract drafted earlier: {path} (delete it to draft again)")
+            return path
+        _echo(
+            f"The contract drafted earlier at {path} predicts {earlier.target} "
+            f"({earlier.task}): drafting it again for {args.target or earlier.target}"
+        )
+        target = target or earlier.target
     if target is None:
         try:
             columns = list(read_sample(args.data, max_rows=1)[0].columns)
@@ -522,8 +539,8 @@ def _redrive(args: argparse.Namespace) -> int:
             glue=clients["glue"],
             echo=_echo,
         )
-    except KeyError as exc:
-        _echo(f"mlops redrive: {exc.args[0]}")
+    except dead_letters.UnknownQueue as exc:
+        _echo(f"mlops redrive: {exc}")
         return _EXIT_USAGE
     if not done:
         _echo("No dead-lettered events" + (f" of run {args.run_id}" if args.run_id else "") + ".")

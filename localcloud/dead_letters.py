@@ -30,6 +30,10 @@ _HIDE_SECONDS = 60
 _RECEIVE_ROUNDS = 100
 
 
+class UnknownQueue(LookupError):
+    """``--queue`` names no dead-letter queue of the stack."""
+
+
 @dataclass(frozen=True)
 class DeadLetterQueue:
     """A function's dead-letter queue (the template's ``DeadLetterQueue`` of the function)."""
@@ -185,7 +189,10 @@ def _receive(sqs: Any, queue: DeadLetterQueue) -> Iterator[dict[str, Any]]:
             QueueUrl=queue.url,
             MaxNumberOfMessages=10,
             VisibilityTimeout=_HIDE_SECONDS,
-            WaitTimeSeconds=0,
+            # Short polling samples a subset of SQS's servers and can come back empty from a
+            # queue with messages (SQS Developer Guide, "short and long polling"); a second of
+            # long polling asks them all.
+            WaitTimeSeconds=1,
             MessageAttributeNames=["All"],
             MessageSystemAttributeNames=["SentTimestamp"],
         ).get("Messages", [])
@@ -242,7 +249,7 @@ def redrive(
     chosen = [q for q in queues if queue in (None, q.logical_id, q.name)]
     if queue is not None and not chosen:
         known = ", ".join(q.logical_id for q in queues)
-        raise KeyError(f"no dead-letter queue {queue!r} (queues: {known})")
+        raise UnknownQueue(f"no dead-letter queue {queue!r} (queues: {known})")
     done: list[Redriven] = []
     for dlq in chosen:
         for message in list(_receive(sqs, dlq)):

@@ -59,8 +59,9 @@ def time_budget(context: LambdaContext) -> float:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    continues = event.get("detail-type") == CONTINUES
     try:
-        if event.get("detail-type") == CONTINUES:
+        if continues:
             continuation = parse(event=event, model=ContinuationEvent).detail
             run_id, overrides = continuation.run_id, ScrapeOverrides()
         else:
@@ -75,7 +76,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     request = ScrapeRequest(
         run_id=run_id,
         time_budget_seconds=time_budget(context),
-        continuation=event.get("detail-type") == CONTINUES,
+        continuation=continues,
         **overrides.model_dump(exclude_none=True),
     )
     try:

@@ -281,3 +281,17 @@ def test_a_run_without_a_contract_drafts_one_next_to_the_data_and_reuses_it(
     assert Contract.from_file(first).target == "price"
     assert "predicting the last column, price" in said
     assert "drafted earlier" in said
+
+
+def test_a_run_for_another_target_drafts_again_instead_of_reusing_the_earlier_draft(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "houses.csv"
+    data.write_text(_frame().to_csv(index=False))
+    cli._draft_for_run(cli._parser().parse_args(["local", "run", "--data", str(data)]))
+
+    again = ["local", "run", "--data", str(data), "--target", "rooms"]
+    path = cli._draft_for_run(cli._parser().parse_args(again))
+
+    assert path is not None and Contract.from_file(path).target == "rooms"
+    assert "drafting it again for rooms" in capsys.readouterr().out

@@ -218,7 +218,7 @@ def test_redrive_of_one_queue_by_name_leaves_the_others(sqs, event):
 
 
 def test_an_unknown_queue_is_refused_with_the_known_ones(sqs):
-    with pytest.raises(KeyError, match="StartPreparationDLQ"):
+    with pytest.raises(dead_letters.UnknownQueue, match="StartPreparationDLQ"):
         dead_letters.redrive(sqs, AcceptingLambda(), queues(sqs), queue="NoSuchDLQ")
 
 

@@ -412,7 +412,11 @@ def drain_queue(trigger: str, *, now: datetime | None = None) -> QueueDrain:
     for item in ledger.queued(_queue_name()):
         if not ledger.claim_queued(item, owner, QUEUE_CLAIM_SECONDS, now=now.timestamp()):
             continue  # another drain has it (or just removed it)
-        state = _prepare_item(item.run_id)
+        try:
+            state = _prepare_item(item.run_id)
+        except BaseException:
+            ledger.release_queued(item, owner)  # not held for QUEUE_CLAIM_SECONDS for nothing
+            raise
         if state.get("status") != ledger.Status.QUEUED.value:
             # Already started or ended (by another path), or never recorded: nothing to start.
             ledger.dequeue(item, owner)

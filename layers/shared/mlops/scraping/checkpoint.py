@@ -3,8 +3,8 @@
 Under ``scrape/checkpoints/<run_id>/``:
 
 - ``state.json``: the snapshot: the request, the frontier, the counts, the sealed parts and
-  the number of visits it includes (written when a part is sealed and when an invocation
-  hands over);
+  the number of visits it includes (written before each invocation's first request, when a
+  part is sealed and when an invocation hands over);
 - ``parts/part-NNNNN.jsonl.gz``: sealed parts, copied into the raw zone when the crawl lands
   (the raw zone sees nothing of a crawl before it is complete);
 - ``visits/NNNNNNNN.json``: every page visit after the snapshot, written before the next
@@ -18,7 +18,7 @@ checkpoint (template.yaml, ``expire-crawl-checkpoints``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mlops.clients import client
@@ -67,23 +67,9 @@ class CrawlState:
     landed: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "dataset": self.dataset,
-            "source": self.source,
-            "ingest_date": self.ingest_date,
-            "started_at": self.started_at,
-            "request": self.request,
+        return asdict(self) | {
             "frontier": self.frontier.as_json(),
             "stats": self.stats.as_dict(),
-            "parts": self.parts,
-            "visits": self.visits,
-            "invocations": self.invocations,
-            "requests": self.requests,
-            "retries": self.retries,
-            "last_request_at": self.last_request_at,
-            "unsealed": self.unsealed,
-            "landed": self.landed,
         }
 
     @classmethod

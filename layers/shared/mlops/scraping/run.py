@@ -5,7 +5,8 @@ hands over to a new invocation that resumes from the checkpoint (``ScrapeContinu
 
 One crawl at a time per site: a run takes the site's lease in the run ledger (a conditional
 write) before its first request and gives it back at the end; a run that finds the lease held
-is recorded SKIPPED with the reason and returns without crawling. The lease outlives any Lambda
+is recorded SKIPPED with the reason and returns without crawling. Each invocation of a
+continuing crawl takes the lease again (same owner, so it is renewed); it outlives one
 invocation, so a crashed crawl blocks its site only until the lease expires.
 """
 
@@ -30,7 +31,8 @@ from mlops.settings import get_settings
 
 STAGE = "scrape"
 DEFAULT_SPEC_URI = "builtin:demo_cars"
-# Longer than Lambda's 15-minute maximum timeout: a lease outlives the crawl that took it.
+# Longer than Lambda's 15-minute maximum timeout: a lease outlives the invocation that took it
+# (each invocation of a continuing crawl takes it again).
 LEASE_SECONDS = 20 * 60
 
 
@@ -210,8 +212,8 @@ def run_scrape(
             buffer.seal()
             _keep_sealed(checkpoints, state, buffer)
             checkpoints.save(state)
-            continue_with(request.run_id, dataset)
-            handed_over = True
+            # The ledger first: once the hand-over event is out, nothing here may fail, or
+            # Lambda's retry of this invocation would crawl alongside its continuation.
             ledger.progress(
                 request.run_id,
                 STAGE,
@@ -221,6 +223,8 @@ def run_scrape(
                 records_so_far=stats.records,
                 pages_so_far=stats.pages_fetched,
             )
+            continue_with(request.run_id, dataset)
+            handed_over = True
             logger.info(
                 "scrape continues in a new invocation",
                 extra={"invocation": state.invocations, **stats.as_dict()},
