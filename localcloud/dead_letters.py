@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,6 @@ class DeadLetter:
     error: str = ""
     rule_arn: str | None = None
     sent_at: str | None = None
-    attributes: dict[str, str] = field(default_factory=dict)
 
     @property
     def detail_type(self) -> str:
@@ -172,7 +171,6 @@ def _letter(queue: DeadLetterQueue, message: dict[str, Any], glue: Any) -> DeadL
         error=f"{code}: {error}" if code and error else error or (code or ""),
         rule_arn=attributes.get("RULE_ARN"),
         sent_at=(message.get("Attributes") or {}).get("SentTimestamp"),
-        attributes=attributes,
     )
 
 

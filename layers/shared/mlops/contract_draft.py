@@ -29,6 +29,7 @@ from mlops.contract import (
     Task,
     normalise_label,
 )
+from mlops.ml.splitting import SPLITS, min_rows_per_split, rows_needed
 
 # A sample this large pins types and ranges well and reads in seconds.
 DEFAULT_SAMPLE_ROWS = 100_000
@@ -438,7 +439,7 @@ def _target(
             + ", ".join(f"{label!r} {count}" for label, count in counts.items()),
             allowed=sorted(counts.index.tolist()),
         )
-        rare = [f"{label!r} ({count})" for label, count in counts.items() if count < 10]
+        rare = [f"{c!r} ({n})" for c, n in counts.items() if n < MIN_ROWS_PER_CLASS]
         if rare:
             warnings.append(
                 f"target {name}: classes with fewer than {MIN_ROWS_PER_CLASS} rows: "
@@ -476,10 +477,12 @@ def draft_contract(
     keys = [c.name for c in columns if c.identifier][:1]
     if not any(c.feature for c in columns):
         raise DraftError(f"no column of {source} can be a feature")
-    if len(frame) < 60:
+    minimums = min_rows_per_split()
+    if len(frame) < rows_needed(minimums):
+        wanted = "/".join(str(minimums[s]) for s in SPLITS)
         warnings.append(
-            f"only {len(frame)} rows: preparation needs at least 20/5/5 rows in "
-            "train/validation/test"
+            f"only {len(frame)} rows: preparation needs at least {wanted} rows in "
+            f"train/validation/test (about {rows_needed(minimums)} rows in all)"
         )
     text = _render(
         name=name,

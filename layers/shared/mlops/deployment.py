@@ -96,11 +96,6 @@ class DeployOutcome(BaseModel):
     serving: str | None = None
 
 
-def _missing(error: Exception) -> bool:
-    code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-    return code in ("ValidationException", "ResourceNotFound", "ValidationError")
-
-
 def _dataset_of(group: str, package: dict[str, Any], settings: Settings) -> str:
     dataset = package.get("CustomerMetadataProperties", {}).get("dataset")
     if dataset:
@@ -116,7 +111,7 @@ def _ensure_model(name: str, package: dict[str, Any], run_id: str, settings: Set
         sagemaker.describe_model(ModelName=name)
         return  # redelivery or rollback to a version deployed before: reuse it
     except sagemaker.exceptions.ClientError as error:
-        if not _missing(error):
+        if not serving.missing(error):
             raise
     container = package["InferenceSpecification"]["Containers"][0]
     sagemaker.create_model(
@@ -170,7 +165,7 @@ def _ensure_config(name: str, model: str, tags: list[dict[str, str]], settings: 
         sagemaker.describe_endpoint_config(EndpointConfigName=name)
         return
     except sagemaker.exceptions.ClientError as error:
-        if not _missing(error):
+        if not serving.missing(error):
             raise
     sagemaker.create_endpoint_config(
         EndpointConfigName=name,
@@ -208,7 +203,7 @@ def _describe_endpoint(name: str) -> dict[str, Any] | None:
     try:
         return dict(sagemaker.describe_endpoint(EndpointName=name))
     except sagemaker.exceptions.ClientError as error:
-        if _missing(error):
+        if serving.missing(error):
             return None
         raise
 
@@ -228,7 +223,7 @@ def _describe_package(arn: str) -> dict[str, Any] | None:
     try:
         return dict(sagemaker.describe_model_package(ModelPackageName=arn))
     except sagemaker.exceptions.ClientError as error:
-        if _missing(error):
+        if serving.missing(error):
             return None
         raise
 
@@ -455,7 +450,7 @@ def _served_version(config_name: str) -> int | None:
         if tags.get("model_package_version", "").isdigit():
             return int(tags["model_package_version"])
     except sagemaker.exceptions.ClientError as error:
-        if not _missing(error):
+        if not serving.missing(error):
             raise
     match = _VERSION_SUFFIX.search(config_name)
     return int(match.group(1)) if match else None

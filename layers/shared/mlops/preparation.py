@@ -35,7 +35,6 @@ from mlops.settings import get_settings
 
 STAGE = "prepare"
 SUCCEEDED_STATES = ("SUCCEEDED",)
-TERMINAL_STATES = ("SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR")
 # Lambda's longest timeout: a drain that holds a claim is dead once its claim expires.
 QUEUE_CLAIM_SECONDS = 900
 

@@ -78,7 +78,8 @@ def pin_of(tags: list[dict[str, str]]) -> int | None:
     return int(values[-1]) if values and values[-1].strip().isdigit() else None
 
 
-def _missing(error: Exception) -> bool:
+def missing(error: Exception) -> bool:
+    """A SageMaker error saying the resource does not exist."""
     code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
     return code in ("ValidationException", "ResourceNotFound", "ValidationError")
 
@@ -90,7 +91,7 @@ def read(sagemaker: Any, group: str) -> Registry:
             "ModelPackageGroupArn"
         ]
     except sagemaker.exceptions.ClientError as error:
-        if _missing(error):
+        if missing(error):
             return Registry(group)
         raise
     statuses: dict[int, str] = {}

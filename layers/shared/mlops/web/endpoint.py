@@ -84,8 +84,6 @@ class ServedModel(BaseModel):
 class EndpointNotInService(EndpointUnavailable):
     """The endpoint exists but is not InService (Creating, Updating, Failed …)."""
 
-    retry_after = 30
-
     def __init__(self, model: ServedModel) -> None:
         super().__init__(f"endpoint {model.endpoint} is {model.endpoint_status}, not InService")
         self.model = model
