@@ -150,8 +150,9 @@ def read_object(body: bytes, key: str, *, max_bytes: int = MAX_DECOMPRESSED_BYTE
 def gunzip(body: bytes, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> bytes:
     """The decompressed ``body`` (every member), or ``TooLarge`` once it passes ``max_bytes``.
 
-    Decompressed a chunk at a time (``gzip.decompress`` would inflate all of it first), so
-    memory stays within the cap plus one chunk whatever the stream expands to.
+    Decompressed a chunk at a time (``gzip.decompress`` would inflate all of it first), so a
+    stream that expands past the cap is refused holding at most the cap plus one chunk; an
+    accepted one is briefly held twice while its chunks are joined (at most twice the cap).
     """
     # A complete stream ends with its last member's size mod 2**32 (ISIZE). One declaring
     # more than the cap is counted first, keeping nothing, so a plain bomb costs a chunk of
