@@ -29,7 +29,7 @@ class StageItem:
 
     @classmethod
     def from_dynamo(cls, raw: dict[str, Any]) -> StageItem:
-        item = {k: _plain(_DESERIALIZE(v)) for k, v in raw.items()}
+        item = {k: plain(_DESERIALIZE(v)) for k, v in raw.items()}
         known = {"run_id", "stage", "status", "started_at", "ended_at", "counts", "reason"}
         detail = dict(item.get("detail") or {})
         detail |= {k: v for k, v in item.items() if k not in known and k != "detail"}
@@ -133,15 +133,16 @@ class QueuedItem:
         )
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A DynamoDB value as plain Python: Decimals as int or float, sets as lists."""
     from decimal import Decimal
 
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list | set):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -177,7 +178,7 @@ class LedgerView:
             run_id = raw.get("run_id", {}).get("S", "")
             if not run_id.startswith(QUEUE_PREFIX):
                 continue
-            item = {k: _plain(_DESERIALIZE(v)) for k, v in raw.items()}
+            item = {k: plain(_DESERIALIZE(v)) for k, v in raw.items()}
             out.append(
                 QueuedItem(
                     queue=run_id.removeprefix(QUEUE_PREFIX),

@@ -29,6 +29,7 @@ from typing import Any
 import pyarrow.parquet as pq
 from boto3.dynamodb.types import TypeDeserializer
 
+from localcloud.ledger_view import plain
 from mlops import lake
 
 SPLITS = ("train", "validation", "test")
@@ -57,7 +58,7 @@ def ledger_items(cloud: Any, run_id: str) -> dict[str, dict[str, Any]]:
         ExpressionAttributeValues={":r": {"S": run_id}},
         ConsistentRead=True,
     )
-    items = [{k: _plain(deserialize(v)) for k, v in raw.items()} for raw in page["Items"]]
+    items = [{k: plain(deserialize(v)) for k, v in raw.items()} for raw in page["Items"]]
     return {item["stage"]: item for item in items}
 
 
@@ -199,15 +200,3 @@ def count_raw_rows(s3: Any, bucket: str, key: str, version_id: str | None) -> in
     finally:
         csv.field_size_limit(limit)
     return max(len(records) - 1, 0)
-
-
-def _plain(value: Any) -> Any:
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | set):
-        return [_plain(v) for v in value]
-    return value

@@ -10,23 +10,10 @@ from typing import Any
 
 import pandas as pd
 
+from demosite.catalogue import COLUMNS
 from localcloud.cloud import LocalCloud
 from mlops.runs import run_id_for_object
 from tests.e2e.reconcile import ledger_items
-
-COLUMNS = [
-    "listing_id",
-    "make",
-    "model",
-    "year",
-    "mileage",
-    "fuel",
-    "transmission",
-    "engine_size",
-    "body",
-    "posted_date",
-    "price",
-]
 
 
 def car(n: int, **changes: Any) -> dict[str, Any]:
