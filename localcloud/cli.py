@@ -362,7 +362,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- contract
-def _draft(args: argparse.Namespace, target: str) -> Any:
+def _draft(args: argparse.Namespace, target: str | None) -> Any:
     from mlops.contract_draft import DraftError, draft_file
     from mlops.validation.readers import UnreadableObject
 
@@ -395,7 +395,7 @@ def _contract_init(args: argparse.Namespace) -> int:
 
 def _draft_for_run(args: argparse.Namespace) -> Path | None:
     """A contract for ``--data`` without ``--contract``: one drafted earlier, else a new draft."""
-    from mlops.contract_draft import dataset_name, read_sample
+    from mlops.contract_draft import dataset_name
 
     name = args.name or dataset_name(args.data)
     path = args.data.with_name(f"{name}.contract.yaml")
@@ -416,19 +416,11 @@ def _draft_for_run(args: argparse.Namespace) -> Path | None:
             f"({earlier.task}): drafting it again for {args.target or earlier.target}"
         )
         target = target or earlier.target
-    if target is None:
-        try:
-            columns = list(read_sample(args.data, max_rows=1)[0].columns)
-        except Exception as exc:  # the draft below reports it properly
-            columns = []
-            _echo(f"mlops: cannot read {args.data}: {exc}")
-        if not columns:
-            return None
-        target = str(columns[-1])
-        _echo(f"No --target given: predicting the last column, {target}")
     draft = _draft(args, target)
     if draft is None:
         return None
+    if target is None:
+        _echo(f"No --target given: predicting the last column, {draft.contract.target}")
     _warn(draft)
     try:
         path.write_text(draft.text, encoding="utf-8")

@@ -601,9 +601,11 @@ def _acceptance(task: Task, series: pd.Series, markers: frozenset[str]) -> list[
 
 def dataset_name(path: Path) -> str:
     """A contract name from a file name: ``Used Cars (2024).csv.gz`` → ``used_cars_2024``."""
+    from mlops.validation.readers import FORMATS
+
     stem = path.name
-    for suffix in (".gz", ".csv", ".jsonl", ".parquet"):
-        stem = stem[: -len(suffix)] if stem.lower().endswith(suffix) else stem
+    suffix = next((s for s in FORMATS if stem.lower().endswith(s)), "")
+    stem = stem[: len(stem) - len(suffix)]
     name = re.sub(r"[^A-Za-z0-9]+", "_", stem).strip("_").lower()
     return name or "dataset"
 
@@ -611,16 +613,16 @@ def dataset_name(path: Path) -> str:
 def draft_file(
     path: Path,
     *,
-    target: str,
+    target: str | None,
     task: Task | None = None,
     name: str | None = None,
     max_rows: int = DEFAULT_SAMPLE_ROWS,
 ) -> Draft:
-    """Read a sample of ``path`` and draft its contract."""
+    """Read a sample of ``path`` and draft its contract (``target`` None: the last column)."""
     frame, sampled = read_sample(path, max_rows)
     return draft_contract(
         frame,
-        target=target,
+        target=str(frame.columns[-1]) if target is None else target,
         name=name or dataset_name(path),
         task=task,
         source=path.name,
