@@ -40,6 +40,9 @@ class Settings(BaseModel):
     max_items: int = Field(default=100_000, ge=1)
     # Bytes a raw object may decode to (gzip expanded) before validation refuses it.
     max_decompressed_bytes: int = Field(default=256 * 1024**2, ge=1)
+    # Objects stored larger than this are validated by the Glue job, not in the function.
+    validation_glue_min_bytes: int | None = Field(default=None, ge=1)
+    validation_glue_job_name: str | None = None
     politeness_delay_seconds: float = Field(default=0.0, ge=0)
     training_role_arn: str | None = None
     training_image_uri: str | None = None

@@ -54,7 +54,14 @@ if TYPE_CHECKING:
     from mlops.validation.checks import CheckResult
 
 Outcome = Literal[
-    "validated", "rejected", "unreadable", "missing", "manifest", "bad_manifest", "refused"
+    "validated",
+    "rejected",
+    "unreadable",
+    "missing",
+    "manifest",
+    "bad_manifest",
+    "refused",
+    "delegated",
 ]
 METRIC_OF_OUTCOME = {
     "validated": "ObjectsValidated",
@@ -64,6 +71,7 @@ METRIC_OF_OUTCOME = {
     "manifest": "ManifestsRecorded",
     "bad_manifest": "UnreadableObjects",
     "refused": "ObjectsRefused",
+    "delegated": "ObjectsDelegated",
 }
 # Longer than EventBridge's retry window (1 h) and Lambda's async retries, so any
 # redelivery of the same object version finds the record.
@@ -268,7 +276,14 @@ def validate_object(obj: RawObject) -> ObjectResult:
         # Before anything is read: an object of another kind is rejected by its name alone.
         check_format(obj.key)
         contract = load_contract(dataset)
-        limit = get_settings().max_decompressed_bytes
+        settings = get_settings()
+        glue_min = settings.validation_glue_min_bytes
+        if glue_min is not None and obj.size and obj.size > glue_min:
+            # More than one invocation's time: the Glue job validates it with the same checks.
+            from mlops.validation.delegation import delegate
+
+            return delegate(obj, dataset, run_id, ingest_date, contract)
+        limit = settings.max_decompressed_bytes
         if obj.size and obj.size > limit:
             # Not even fetched: more bytes than validation would decode.
             raise too_large(f"object of {int(obj.size):,} bytes", limit)
