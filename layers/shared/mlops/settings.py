@@ -40,6 +40,8 @@ class Settings(BaseModel):
     max_items: int = Field(default=100_000, ge=1)
     # Bytes a raw object may decode to (gzip expanded) before validation refuses it.
     max_decompressed_bytes: int = Field(default=256 * 1024**2, ge=1)
+    # Decoded bytes validation reads, checks and writes at a time: its memory per object.
+    validation_chunk_bytes: int = Field(default=64 * 1024**2, ge=1024)
     # Objects stored larger than this are validated by the Glue job, not in the function.
     validation_glue_min_bytes: int | None = Field(default=None, ge=1)
     validation_glue_job_name: str | None = None

@@ -20,6 +20,7 @@ Byte lengths (Arrow's offsets) rule most columns out before any character is cou
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,8 @@ class CheckResult:
     normalised: dict[str, int] = field(default_factory=dict)
     missing_markers: dict[str, int] = field(default_factory=dict)
     bad_lines: list[BadLine] = field(default_factory=list)
+    # Nulls per contract column present in the frame: what ``Tally`` sums across chunks.
+    null_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows_valid(self) -> int:
@@ -124,12 +127,17 @@ def check_frame(
     *,
     bad_lines: Sequence[BadLine] = (),
     missing_values: bool = True,
+    judge: bool = True,
+    reject: str | None = None,
 ) -> CheckResult:
     """Check ``raw`` against ``contract``: typed valid rows, raw invalid rows with their rules.
 
     ``bad_lines`` are the lines of the same object its reader could not turn into records:
     each is one more row in, quarantined under ``bad_line``. ``missing_values`` reads the
     contract's missing-value markers as nulls (text formats; parquet carries real nulls).
+    The object is rejected whole (every row quarantined) for ``reject``, or when ``judge`` and
+    ``raw`` breaks the contract's ``min_rows`` or ``max_invalid_share``; a chunk of a larger
+    object is checked with ``judge=False`` and the object judged by its ``Tally``.
     """
     if not isinstance(raw.index, pd.RangeIndex) or raw.index.start != 0:
         raw = raw.reset_index(drop=True)
@@ -140,6 +148,7 @@ def check_frame(
     over_tolerance: dict[str, dict[str, float]] = {}
     normalised: dict[str, int] = {}
     marked: dict[str, int] = {}
+    null_counts: dict[str, int] = {}
 
     for name, spec in contract.columns.items():
         if name not in raw.columns:
@@ -167,7 +176,8 @@ def check_frame(
             "pattern": column.pattern_failed,
         }
         failures.update({f"{rule}:{name}": m for rule, m in found.items() if m is not None})
-        share = np.count_nonzero(null) / n if n else 0.0
+        null_counts[name] = int(np.count_nonzero(null))
+        share = null_counts[name] / n if n else 0.0
         if share > spec.max_null_share:
             over_tolerance[name] = {"share": round(share, 4), "max": spec.max_null_share}
 
@@ -188,7 +198,9 @@ def check_frame(
     lines = len(bad_lines)
     if lines:
         failures[BAD_LINE_RULE] = np.zeros(n, dtype=bool)  # none of the read rows
-    rejection = _rejection(n + lines, np.count_nonzero(invalid) + lines, contract)
+    rejection = reject
+    if rejection is None and judge:
+        rejection = _rejection(n + lines, np.count_nonzero(invalid) + lines, contract)
     if rejection:
         # Rows that passed every check still leave with the object; say why.
         if not invalid.all():
@@ -228,7 +240,88 @@ def check_frame(
         normalised=normalised,
         missing_markers=marked,
         bad_lines=list(bad_lines),
+        null_counts=null_counts,
     )
+
+
+@dataclass
+class Tally:
+    """An object checked chunk by chunk: its chunks' results summed, judged once at the end."""
+
+    contract: Contract
+    chunks: int = 0
+    rows_in: int = 0
+    rows_valid: int = 0
+    rows_quarantined: int = 0
+    rule_failures: Counter[str] = field(default_factory=Counter)
+    unexpected_columns: set[str] = field(default_factory=set)
+    missing_optional_columns: set[str] | None = None
+    normalised: Counter[str] = field(default_factory=Counter)
+    missing_markers: Counter[str] = field(default_factory=Counter)
+    bad_lines: list[BadLine] = field(default_factory=list)
+    nulls: Counter[str] = field(default_factory=Counter)
+    rows_with_column: Counter[str] = field(default_factory=Counter)
+    # Why the last chunk checked was rejected by its own checks (a lone chunk is the object).
+    judged: str | None = None
+
+    def add(self, result: CheckResult) -> None:
+        self.chunks += 1
+        self.judged = result.rejection_reason
+        self.rows_in += result.rows_in
+        self.rows_valid += result.rows_valid
+        self.rows_quarantined += result.rows_quarantined
+        self.rule_failures.update(result.rule_failures)
+        self.unexpected_columns.update(result.unexpected_columns)
+        # Absent from the object: absent from every chunk (a JSON key may come and go).
+        missing = set(result.missing_optional_columns)
+        if self.missing_optional_columns is None:
+            self.missing_optional_columns = missing
+        else:
+            self.missing_optional_columns &= missing
+        self.normalised.update(result.normalised)
+        self.missing_markers.update(result.missing_markers)
+        room = REPORTED_BAD_LINES - len(self.bad_lines)
+        self.bad_lines += result.bad_lines[: max(room, 0)]
+        self.nulls.update(result.null_counts)
+        read = result.rows_in - len(result.bad_lines)
+        self.rows_with_column.update(dict.fromkeys(result.null_counts, read))
+
+    def rejection(self) -> str | None:
+        """Why the whole object is rejected (``min_rows``, ``max_invalid_share``), if it is."""
+        return _rejection(self.rows_in, self.rows_quarantined, self.contract)
+
+    def summary(self, rejection: str | None = None) -> dict[str, Any]:
+        """The report's part ``CheckResult.summary`` gives for an object read whole."""
+        failures = dict(self.rule_failures)
+        valid, quarantined = self.rows_valid, self.rows_quarantined
+        if rejection:
+            if valid:
+                failures[REJECTED_RULE] = valid
+            valid, quarantined = 0, self.rows_in
+        over = {}
+        for name, nulls in self.nulls.items():
+            share = nulls / self.rows_with_column[name] if self.rows_with_column[name] else 0.0
+            tolerated = self.contract.columns[name].max_null_share
+            if share > tolerated:
+                over[name] = {"share": round(share, 4), "max": tolerated}
+        return {
+            "rows_in": self.rows_in,
+            "rows_valid": valid,
+            "rows_quarantined": quarantined,
+            "rejected": rejection is not None,
+            "rejection_reason": rejection,
+            "rule_failures": failures,
+            "unexpected_columns": sorted(self.unexpected_columns),
+            "missing_optional_columns": [
+                name
+                for name in self.contract.columns
+                if name in (self.missing_optional_columns or set())
+            ],
+            "null_share_over_tolerance": over,
+            "normalised": dict(self.normalised),
+            "missing_markers": dict(self.missing_markers),
+            "bad_lines": [{"line": b.line, "reason": b.reason} for b in self.bad_lines],
+        }
 
 
 def _with_bad_lines(quarantined: pd.DataFrame, bad_lines: Sequence[BadLine]) -> pd.DataFrame:

@@ -14,8 +14,10 @@ pandas and awswrangler are imported only when a data object is read, so a manife
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote_plus
@@ -45,7 +47,14 @@ from mlops.validation.completion import (
     record_refusal,
     run_item,
 )
-from mlops.validation.readers import UnreadableObject, check_format, read_object, too_large
+from mlops.validation.readers import (
+    UnreadableObject,
+    check_format,
+    check_gzip_size,
+    declared_gzip_size,
+    read_chunks,
+    too_large,
+)
 from mlops.validation.spreadsheet import to_csv
 
 if TYPE_CHECKING:
@@ -82,6 +91,8 @@ _INGEST_DATE = re.compile(r"(?:^|/)ingest_date=(\d{4}-\d{2}-\d{2})/")
 MAX_COPY_BYTES = 5 * 1024**3
 # People open quarantined rows in a spreadsheet: the CSV holds the first this many.
 CSV_ROWS = 10_000
+# Bytes per ranged GET of a raw object being validated.
+RANGE_BYTES = 8 * 1024**2
 _ATHENA_TYPES = {
     "int": "bigint",
     "float": "double",
@@ -287,70 +298,136 @@ def validate_object(obj: RawObject) -> ObjectResult:
         if obj.size and obj.size > limit:
             # Not even fetched: more bytes than validation would decode.
             raise too_large(f"object of {int(obj.size):,} bytes", limit)
-        body = _read(obj)
-        if body is None:
+        stream = _open(obj)
+        if stream is None:
             _forget_earlier(obj, dataset, run_id, ingest_date)
             return _finish(
                 obj, dataset, run_id, ingest_date, contract, "missing", "object no longer exists"
             )
-        return _validate_data(obj, body, dataset, run_id, ingest_date, contract)
+        return _validate_data(obj, stream, dataset, run_id, ingest_date, contract)
     except (ContractError, UnreadableObject) as exc:
         # Retrying cannot fix the object (or a missing/broken contract): record, do not raise.
         return _unreadable(obj, dataset, run_id, ingest_date, contract, str(exc))
 
 
 def _read(obj: RawObject) -> bytes | None:
-    s3 = client("s3")
-    params = {"Bucket": obj.bucket, "Key": obj.key}
-    if obj.version_id:
-        params["VersionId"] = obj.version_id
     try:
-        return s3.get_object(**params)["Body"].read()
+        return client("s3").get_object(**_version_params(obj))["Body"].read()
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("NoSuchKey", "NoSuchVersion"):
             return None
         raise
 
 
-def _validate_data(
-    obj: RawObject, body: bytes, dataset: str, run_id: str, ingest_date: str, contract: Contract
-) -> ObjectResult:
-    import pyarrow as pa
-
-    from mlops.validation.checks import check_frame, expected_columns
-
+def _open(obj: RawObject) -> RangedObject | None:
+    """The object version to read a range at a time, or None when it no longer exists."""
+    params = _version_params(obj)
     try:
-        read = read_object(body, obj.key, max_bytes=get_settings().max_decompressed_bytes)
-        found = sorted(map(str, read.frame.columns))
-        if not set(found) & expected_columns(contract):
-            raise UnreadableObject(f"none of the contract's columns in {found}")
-        if read.bad_lines:
-            logger.warning(
-                "bad lines quarantined",
-                extra={"bad_lines": len(read.bad_lines), "first": read.bad_lines[0].line},
-            )
-        result = check_frame(
-            read.frame, contract, bad_lines=read.bad_lines, missing_values=read.text_format
-        )
-    except UnreadableObject:
+        head = client("s3").head_object(**params)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NoSuchVersion"):
+            return None
         raise
-    except (TypeError, ValueError, ArithmeticError, pa.ArrowException) as exc:
-        # Data this code did not foresee (a type it cannot compare, say) is the object's
-        # problem, not a transient one: rejected with the error as its reason, never a retry
-        # loop into the dead-letter queue. AWS errors come later and still raise.
-        logger.exception("object could not be validated")
-        raise UnreadableObject(
-            f"could not be validated: {type(exc).__name__}: {exc}"[:1000]
-        ) from exc
+    return RangedObject(params, int(head["ContentLength"]))
+
+
+def _version_params(obj: RawObject) -> dict[str, str]:
+    params = {"Bucket": obj.bucket, "Key": obj.key}
+    if obj.version_id:
+        params["VersionId"] = obj.version_id
+    return params
+
+
+class RangedObject(io.RawIOBase):
+    """An S3 object version read with one ranged GET per read.
+
+    A chunk is checked and written between reads, which can take longer than S3 keeps an
+    idle streaming GET open; each range is a request of its own instead. Buffered by
+    ``reader()`` so a range is about ``RANGE_BYTES``, whatever size the reader asks for.
+    """
+
+    def __init__(self, params: dict[str, str], size: int) -> None:
+        self._params = params
+        self.size = size
+        self._position = 0
+
+    def again(self) -> RangedObject:
+        """The same object from its first byte."""
+        return RangedObject(self._params, self.size)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._position >= self.size:
+            return 0
+        last = min(self._position + len(buffer), self.size) - 1
+        body = self.range(self._position, last)
+        buffer[: len(body)] = body
+        self._position += len(body)
+        return len(body)
+
+    def range(self, first: int, last: int) -> bytes:
+        """Bytes ``first`` to ``last``, both included (HTTP's Range)."""
+        response = client("s3").get_object(**self._params, Range=f"bytes={first}-{last}")
+        return response["Body"].read()
+
+    def reader(self) -> io.BufferedReader:
+        return io.BufferedReader(self, buffer_size=RANGE_BYTES)
+
+
+def _validate_data(
+    obj: RawObject,
+    stream: RangedObject,
+    dataset: str,
+    run_id: str,
+    ingest_date: str,
+    contract: Contract,
+) -> ObjectResult:
+    """Check and write the object a chunk at a time; judge it whole at the end.
+
+    An object of one chunk (every scraper part) is judged before anything is written. One of
+    more is written as it is read, so memory stays that of a chunk; if the whole object is
+    then rejected, it is read a second time and every row goes to quarantine, as it would
+    have read whole. Duplicate keys are found within a chunk; preparation drops those that
+    repeat across chunks (and counts them), as it does across the objects of a run.
+    """
+    from mlops.validation.checks import Tally
+
     settings = get_settings()
-    _write_rows(obj, result, dataset, run_id, ingest_date, contract, settings)
-    outcome: Outcome = "rejected" if result.rejected else "validated"
-    report = _report(obj, dataset, run_id, contract, outcome, result.rejection_reason)
-    report |= result.summary()
+    prefix = _forget_earlier(obj, dataset, run_id, ingest_date)
+    tally = Tally(contract)
+    quarantined_csv: list[pd.DataFrame] = []
+    chunks = _checked_chunks(obj, stream, contract, judge=True)
+    for result in chunks:
+        tally.add(result)
+        _append_rows(obj, result, dataset, run_id, ingest_date, contract, prefix, settings)
+        _keep_for_csv(quarantined_csv, result)
+    # A lone chunk was judged as the whole object by its checks; more are judged together.
+    rejection = tally.judged if tally.chunks == 1 else tally.rejection()
+    if rejection and tally.chunks > 1:
+        prefix = _forget_earlier(obj, dataset, run_id, ingest_date)
+        quarantined_csv = []
+        for result in _checked_chunks(obj, stream.again(), contract, reject=rejection):
+            _append_rows(obj, result, dataset, run_id, ingest_date, contract, prefix, settings)
+            _keep_for_csv(quarantined_csv, result)
+    _put_quarantined_csv(obj, dataset, run_id, contract, quarantined_csv)
+
+    summary = tally.summary(rejection)
+    outcome: Outcome = "rejected" if rejection else "validated"
+    report = _report(obj, dataset, run_id, contract, outcome, rejection)
+    report |= summary | {
+        "chunks": tally.chunks,
+        "duplicate_keys_checked": "across the object"
+        if tally.chunks == 1
+        else "within each chunk; preparation drops keys repeated across chunks",
+    }
     report_key = _put_report(dataset, run_id, obj, report)
     logger.info(
         "object validated",
-        extra={k: report[k] for k in ("rows_in", "rows_valid", "rows_quarantined", "status")},
+        extra={
+            k: report[k] for k in ("rows_in", "rows_valid", "rows_quarantined", "status", "chunks")
+        },
     )
     return _finish(
         obj,
@@ -359,33 +436,95 @@ def _validate_data(
         ingest_date,
         contract,
         outcome,
-        result.rejection_reason,
-        rows=(result.rows_in, result.rows_valid, result.rows_quarantined),
+        rejection,
+        rows=(summary["rows_in"], summary["rows_valid"], summary["rows_quarantined"]),
         report_key=report_key,
     )
 
 
-def _write_rows(
+def _checked_chunks(
+    obj: RawObject,
+    stream: RangedObject,
+    contract: Contract,
+    *,
+    judge: bool = False,
+    reject: str | None = None,
+) -> Iterator[CheckResult]:
+    """The object's chunks, each checked; ``judge``: a lone chunk is judged as the object.
+
+    Whatever the reading or the checks raise about the data is ``UnreadableObject``; AWS
+    errors (reading a range) still raise as they are, to be retried.
+    """
+    import pyarrow as pa
+
+    from mlops.validation.checks import check_frame, expected_columns
+
+    settings = get_settings()
+    try:
+        limit = settings.max_decompressed_bytes
+        if obj.key.lower().endswith(".gz") and stream.size >= 18:
+            trailer = stream.range(stream.size - 4, stream.size - 1)
+            if declared_gzip_size(trailer) > limit:
+                check_gzip_size(stream.again().reader(), limit)
+        chunks = read_chunks(
+            stream.reader(),
+            obj.key,
+            max_bytes=limit,
+            chunk_bytes=settings.validation_chunk_bytes,
+        )
+        read = next(chunks)
+        found = sorted(map(str, read.frame.columns))
+        if not set(found) & expected_columns(contract):
+            raise UnreadableObject(f"none of the contract's columns in {found}")
+        following = next(chunks, None)
+        alone = following is None
+        while read is not None:
+            if read.bad_lines:
+                logger.warning(
+                    "bad lines quarantined",
+                    extra={"bad_lines": len(read.bad_lines), "first": read.bad_lines[0].line},
+                )
+            yield check_frame(
+                read.frame,
+                contract,
+                bad_lines=read.bad_lines,
+                missing_values=read.text_format,
+                judge=judge and alone,
+                reject=reject,
+            )
+            read, following = following, None if following is None else next(chunks, None)
+    except UnreadableObject:
+        raise
+    except (TypeError, ValueError, ArithmeticError, pa.ArrowException) as exc:
+        # Data this code did not foresee (a type it cannot compare, say) is the object's
+        # problem, not a transient one: rejected with the error as its reason, never a retry
+        # loop into the dead-letter queue. AWS errors still raise.
+        logger.exception("object could not be validated")
+        raise UnreadableObject(
+            f"could not be validated: {type(exc).__name__}: {exc}"[:1000]
+        ) from exc
+
+
+def _append_rows(
     obj: RawObject,
     result: CheckResult,
     dataset: str,
     run_id: str,
     ingest_date: str,
     contract: Contract,
+    prefix: str,
     settings: Any,
 ) -> None:
-    """Write this object's rows, replacing what an earlier attempt for the same key wrote."""
+    """Add one checked chunk's rows to the validated and quarantine zones."""
     import awswrangler as wr
 
-    prefix = _forget_earlier(obj, dataset, run_id, ingest_date)
     ingest_time = obj.event_time.astimezone(timezone.utc).replace(tzinfo=None)
-    valid_root = lake.validated_path(settings.require("validated_bucket"), dataset)
     if result.rows_valid:
         valid = _with_lineage(result.valid, obj, run_id, ingest_time)
         valid["ingest_date"] = ingest_date
         wr.s3.to_parquet(
             valid,
-            path=valid_root,
+            path=lake.validated_path(settings.require("validated_bucket"), dataset),
             dataset=True,
             mode="append",
             partition_cols=["ingest_date", "run_id"],
@@ -394,27 +533,36 @@ def _write_rows(
             dtype=_athena_types(contract, valid),
             filename_prefix=prefix,
         )
+    if result.rows_quarantined:
+        wr.s3.to_parquet(
+            _with_lineage(result.invalid, obj, run_id, ingest_time),
+            path=lake.quarantine_rows_path(settings.require("quarantine_bucket"), dataset),
+            dataset=True,
+            mode="append",
+            partition_cols=["run_id"],
+            filename_prefix=prefix,
+        )
 
-    quarantine = settings.require("quarantine_bucket")
-    s3 = client("s3")
-    # What an earlier, unreadable version of this key left: it no longer stands for the key.
-    s3.delete_object(Bucket=quarantine, Key=lake.quarantine_object_key(dataset, run_id, obj.key))
-    if not result.rows_quarantined:
+
+def _keep_for_csv(kept: list[pd.DataFrame], result: CheckResult) -> None:
+    room = CSV_ROWS - sum(map(len, kept))
+    if room > 0 and result.rows_quarantined:
+        kept.append(result.invalid.head(room))
+
+
+def _put_quarantined_csv(
+    obj: RawObject, dataset: str, run_id: str, contract: Contract, kept: list[pd.DataFrame]
+) -> None:
+    """The first ``CSV_ROWS`` quarantined rows as CSV for people (formulas neutralised)."""
+    if not kept:
         return
-    rows_root = lake.quarantine_rows_path(quarantine, dataset)
-    wr.s3.to_parquet(
-        _with_lineage(result.invalid, obj, run_id, ingest_time),
-        path=rows_root,
-        dataset=True,
-        mode="append",
-        partition_cols=["run_id"],
-        filename_prefix=prefix,
-    )
+    import pandas as pd
+
     numeric = [name for name, spec in contract.columns.items() if spec.type in NUMERIC_TYPES]
-    s3.put_object(
-        Bucket=quarantine,
+    client("s3").put_object(
+        Bucket=get_settings().require("quarantine_bucket"),
         Key=lake.quarantined_rows_csv_key(dataset, run_id, obj.key),
-        Body=to_csv(result.invalid.head(CSV_ROWS), numeric_columns=numeric),
+        Body=to_csv(pd.concat(kept, ignore_index=True), numeric_columns=numeric),
         ContentType="text/csv; charset=utf-8",
     )
 
@@ -431,9 +579,10 @@ def _forget_earlier(obj: RawObject, dataset: str, run_id: str, ingest_date: str)
     quarantine = settings.require("quarantine_bucket")
     _delete_prefix(validated, f"{dataset}/ingest_date={ingest_date}/run_id={run_id}/{prefix}")
     _delete_prefix(quarantine, f"rows/{dataset}/run_id={run_id}/{prefix}")
-    client("s3").delete_object(
-        Bucket=quarantine, Key=lake.quarantined_rows_csv_key(dataset, run_id, obj.key)
-    )
+    s3 = client("s3")
+    s3.delete_object(Bucket=quarantine, Key=lake.quarantined_rows_csv_key(dataset, run_id, obj.key))
+    # What an earlier, unreadable version of this key left: it no longer stands for the key.
+    s3.delete_object(Bucket=quarantine, Key=lake.quarantine_object_key(dataset, run_id, obj.key))
     return prefix
 
 
@@ -513,9 +662,7 @@ def _unreadable(
     """Keep a copy of the whole object in quarantine with a report; never retried."""
     _forget_earlier(obj, dataset, run_id, ingest_date)
     quarantine = get_settings().require("quarantine_bucket")
-    source = {"Bucket": obj.bucket, "Key": obj.key}
-    if obj.version_id:
-        source["VersionId"] = obj.version_id
+    source = _version_params(obj)
     copied = not (obj.size and obj.size > MAX_COPY_BYTES)
     if copied:
         client("s3").copy_object(

@@ -25,12 +25,15 @@ import csv
 import gzip
 import io
 import json
+import tempfile
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 # Longest suffix first: ".csv.gz" before ".gz" would matter if ".gz" alone were listed.
 FORMATS = {
@@ -47,8 +50,11 @@ KEPT_LINE_TEXTS = 1000
 # Default cap on the bytes a raw object decodes to (``Settings.max_decompressed_bytes``): the
 # validate function (3 GB) parses that much into a frame several times its size.
 MAX_DECOMPRESSED_BYTES = 256 * 1024**2
-# Decompressed per step: the most a step can overshoot the cap by.
-_GZIP_CHUNK = 1024**2
+# Decoded bytes per chunk: what a chunk's frame and its checks are sized by, whatever the
+# object's size.
+CHUNK_BYTES = 64 * 1024**2
+# Read (decompressed) per step: the most a read can overshoot the cap by.
+_PIECE = 1024**2
 
 
 class UnreadableObject(ValueError):
@@ -122,70 +128,184 @@ def read_frame(body: bytes, key: str) -> pd.DataFrame:
 
 
 def read_object(body: bytes, key: str, *, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> ReadResult:
-    """Parse ``body`` in the format ``key`` declares: the frame of good records and bad lines.
+    """Parse all of ``body`` in the format ``key`` declares: one frame of its records.
 
     ``max_bytes`` caps what the object may decode to (``TooLarge`` beyond it).
     """
-    fmt = check_format(key)
-    if not body:
-        raise UnreadableObject("empty object")
-    if fmt.endswith(".gz"):
-        body = gunzip(body, max_bytes)
-        if not body or body.isspace():
-            raise UnreadableObject("empty object: no records")
-    elif len(body) > max_bytes:
+    gzipped = check_format(key).endswith(".gz")
+    if len(body) > max_bytes and not gzipped:
         raise too_large(f"object of {len(body):,} bytes", max_bytes)
+    if gzipped and len(body) >= 18 and declared_gzip_size(body[-4:]) > max_bytes:
+        check_gzip_size(io.BytesIO(body), max_bytes)
+    chunks = list(
+        read_chunks(io.BytesIO(body), key, max_bytes=max_bytes, chunk_bytes=max_bytes + 1)
+    )
+    if len(chunks) == 1:
+        return chunks[0]
+    import pandas as pd
+
+    return ReadResult(
+        pd.concat([c.frame for c in chunks], ignore_index=True),
+        chunks[0].format,
+        [line for c in chunks for line in c.bad_lines],
+    )
+
+
+def declared_gzip_size(trailer: bytes) -> int:
+    """The size a gzip stream's last four bytes (ISIZE) declare for its last member.
+
+    A complete stream decodes to at least this many bytes (ISIZE is the size mod 2**32, and
+    only the last member's); a cut or forged trailer declares anything.
+    """
+    return int.from_bytes(trailer[-4:], "little")
+
+
+def check_gzip_size(stream: BinaryIO, max_bytes: int) -> None:
+    """Inflate ``stream`` keeping nothing: ``TooLarge`` past ``max_bytes``, or it is incomplete.
+
+    For a gzip whose trailer declares more than the cap: a plain bomb is refused at the cost
+    of a piece of memory, before any record is read or written.
+    """
+    source = _Decoded(stream, True, max_bytes)
+    while source.read(_PIECE):
+        pass
+
+
+def read_chunks(
+    stream: BinaryIO,
+    key: str,
+    *,
+    max_bytes: int = MAX_DECOMPRESSED_BYTES,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[ReadResult]:
+    """The records of ``stream`` in the format ``key`` declares, a frame per chunk.
+
+    Each chunk holds the whole records of about ``chunk_bytes`` decoded bytes, so memory
+    follows the chunk size, not the object's. Bad lines carry their line numbers in the
+    whole object. ``max_bytes`` caps what the object decodes to (``TooLarge``, raised when
+    the chunk that passes it is read, so chunks before it may already have been yielded;
+    ``check_gzip_size`` refuses a plain bomb first). An object with no record at all is
+    ``UnreadableObject`` once it has been read.
+    """
+    fmt = check_format(key)
+    source = _Decoded(stream, fmt.endswith(".gz"), max_bytes)
     base = fmt.removesuffix(".gz")
     if base == "parquet":
-        frame, bad = _parquet(body, max_bytes), []
+        chunks = _parquet_chunks(source, max_bytes, chunk_bytes)
     elif base == "csv":
-        frame, bad = _csv(body)
+        chunks = _csv_chunks(source, chunk_bytes)
     else:
-        frame, bad = _jsonl(body)
-    if len(frame) == 0 and not bad:
-        raise UnreadableObject("empty object: no records")
-    return ReadResult(frame, fmt, bad)
+        chunks = _jsonl_chunks(source, chunk_bytes)
+    records = 0
+    for frame, bad in chunks:
+        records += len(frame) + len(bad)
+        if len(frame) or bad:
+            yield ReadResult(frame, fmt, bad)
+    if not records:
+        raise UnreadableObject(
+            "empty object" if not source.read_any else "empty object: no records"
+        )
 
 
-def gunzip(body: bytes, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> bytes:
-    """The decompressed ``body`` (every member), or ``TooLarge`` once it passes ``max_bytes``.
+class _Decoded:
+    """The decoded bytes of a raw object, read a piece at a time and counted against the cap."""
 
-    Decompressed a chunk at a time (``gzip.decompress`` would inflate all of it first), so a
-    stream that expands past the cap is refused holding at most the cap plus one chunk; an
-    accepted one is briefly held twice while its chunks are joined (at most twice the cap).
+    def __init__(self, stream: BinaryIO, gzipped: bool, max_bytes: int) -> None:
+        self._stream: BinaryIO = gzip.GzipFile(fileobj=stream) if gzipped else stream
+        self._gzipped = gzipped
+        self._max_bytes = max_bytes
+        self.size = 0
+        self.read_any = False
+
+    def read(self, size: int) -> bytes:
+        """At most ``size`` bytes (``b""`` at the end), or ``TooLarge`` past the cap."""
+        try:
+            piece = self._stream.read(size)
+        except (OSError, EOFError, zlib.error) as exc:
+            if not self._gzipped:
+                raise
+            # BadGzipFile is an OSError; a cut-off stream raises EOFError.
+            raise UnreadableObject(f"not a complete gzip stream: {exc}") from None
+        self.size += len(piece)
+        self.read_any = self.read_any or bool(piece)
+        if self.size > self._max_bytes:
+            what = "gzip: decompressed size" if self._gzipped else "object"
+            raise too_large(what, self._max_bytes)
+        return piece
+
+    def blocks(self, chunk_bytes: int, cut: Callable[[bytes], int]) -> Iterator[bytes]:
+        """Blocks of about ``chunk_bytes``, each ending where ``cut`` says a record ends.
+
+        Read ``_PIECE`` bytes at a time, so passing the cap is noticed holding at most a
+        piece more than it; a record longer than two chunks makes the object unreadable.
+        """
+        carry, ended = b"", False
+        while not ended:
+            block = bytearray(carry)
+            # A carry of a chunk or more is a record not yet ended: read past it.
+            want = max(chunk_bytes, len(carry) + min(_PIECE, chunk_bytes))
+            while len(block) < want:
+                piece = self.read(min(_PIECE, want - len(block)))
+                if not piece:
+                    ended = True
+                    break
+                block += piece
+            end = len(block) if ended else cut(bytes(block))
+            if not end:
+                if len(block) > 2 * chunk_bytes:
+                    raise UnreadableObject(
+                        f"a record longer than {2 * chunk_bytes:,} bytes: no end of line found"
+                    )
+                carry = bytes(block)
+                continue
+            records, carry = bytes(block[:end]), bytes(block[end:])
+            if records and not records.isspace():
+                yield records
+
+
+def _line_end(block: bytes) -> int:
+    """Just past the block's last newline (0: none)."""
+    return block.rfind(b"\n") + 1
+
+
+def _record_end(block: bytes) -> int:
+    """Just past the block's last newline outside a quoted CSV value (0: none).
+
+    A block starts outside quotes (every cut is), and a quote inside a value is doubled, so
+    a newline is outside quotes when an even number of quotes come before it.
     """
-    # A complete stream ends with its last member's size mod 2**32 (ISIZE). One declaring
-    # more than the cap is counted first, keeping nothing, so a plain bomb costs a chunk of
-    # memory; a stream declaring less (more members, a size past 4 GiB, a cut or forged
-    # trailer) is kept as it is read and refused when it passes the cap.
-    declared = int.from_bytes(body[-4:], "little") if len(body) >= 18 else 0
-    if declared > max_bytes:
-        _inflate(body, max_bytes, keep=None)
-    chunks: list[bytes] = []
-    _inflate(body, max_bytes, keep=chunks)
-    return b"".join(chunks)
+    quotes = block.count(b'"')
+    end = len(block)
+    while (newline := block.rfind(b"\n", 0, end)) != -1:
+        quotes -= block.count(b'"', newline, end)
+        if quotes % 2 == 0:
+            return newline + 1
+        end = newline
+    return 0
 
 
-def _inflate(body: bytes, max_bytes: int, keep: list[bytes] | None) -> None:
-    size = 0
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(body)) as stream:
-            while chunk := stream.read(_GZIP_CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    if keep is not None:
-                        keep.clear()
-                    raise too_large(f"gzip of {len(body):,} bytes: decompressed size", max_bytes)
-                if keep is not None:
-                    keep.append(chunk)
-    except (OSError, EOFError, zlib.error) as exc:
-        # BadGzipFile is an OSError; a cut-off stream raises EOFError.
-        raise UnreadableObject(f"not a complete gzip stream: {exc}") from None
+def _jsonl_chunks(
+    source: _Decoded, chunk_bytes: int
+) -> Iterator[tuple[pd.DataFrame, list[BadLine]]]:
+    lines_before = 0
+    any_good = False
+    first_bad: BadLine | None = None
+    for block in source.blocks(chunk_bytes, _line_end):
+        frame, bad = _jsonl(block, lines_before)
+        lines_before += block.count(b"\n")
+        any_good = any_good or len(frame) > 0
+        first_bad = first_bad or (bad[0] if bad else None)
+        yield frame, bad
+    if first_bad and not any_good:
+        raise UnreadableObject(
+            f"not JSON lines: no line is a JSON object (line {first_bad.line}: {first_bad.reason})"
+        )
 
 
-def _jsonl(text: bytes) -> tuple[pd.DataFrame, list[BadLine]]:
-    if not text or text.isspace():
-        raise UnreadableObject("empty object: no records")
+def _jsonl(text: bytes, lines_before: int = 0) -> tuple[pd.DataFrame, list[BadLine]]:
+    """The JSON objects of ``text`` (lines ``lines_before + 1`` on) and the lines that are not."""
+    import pandas as pd
+
     try:
         return _read_json_lines(text), []
     except (ValueError, TypeError):
@@ -194,7 +314,7 @@ def _jsonl(text: bytes) -> tuple[pd.DataFrame, list[BadLine]]:
     # Some line is not a JSON object: find which, line by line (the slow path), and read the rest.
     good: list[bytes] = []
     bad: list[BadLine] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split(b"\n"), start=lines_before + 1):
         if not line.strip():
             continue
         try:
@@ -207,14 +327,10 @@ def _jsonl(text: bytes) -> tuple[pd.DataFrame, list[BadLine]]:
                 continue
             reason = f"not a JSON object but {type(record).__name__}"
         kept = len(bad) < KEPT_LINE_TEXTS
-        text = line[: 4 * MAX_LINE_TEXT].decode("utf-8", "replace")[:MAX_LINE_TEXT] if kept else ""
-        bad.append(BadLine(number, reason, text))
+        shown = line[: 4 * MAX_LINE_TEXT].decode("utf-8", "replace")[:MAX_LINE_TEXT] if kept else ""
+        bad.append(BadLine(number, reason, shown))
     if not good:
-        first = bad[0] if bad else None
-        raise UnreadableObject(
-            "not JSON lines: no line is a JSON object"
-            + (f" (line {first.line}: {first.reason})" if first else "")
-        )
+        return pd.DataFrame(), bad
     try:
         return _read_json_lines(b"\n".join(good)), bad
     except (ValueError, TypeError) as exc:
@@ -241,26 +357,50 @@ def _header(body: bytes) -> list[str]:
         raise UnreadableObject(f"not CSV: {exc}") from None
 
 
-def _csv(body: bytes) -> tuple[pd.DataFrame, list[BadLine]]:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
+def _csv_chunks(source: _Decoded, chunk_bytes: int) -> Iterator[tuple[pd.DataFrame, list[BadLine]]]:
+    names: list[str] = []
+    records_before = 0
+    for block in source.blocks(chunk_bytes, _record_end):
+        if not names:
+            names = _column_names(_header(block))
+            frame, bad = _csv(block, names, header=True, records_before=0)
+            records_before = 1
+        else:
+            frame, bad = _csv(block, names, header=False, records_before=records_before)
+        records_before += len(frame) + len(bad)
+        yield frame, bad
 
-    names = _header(body)
+
+def _column_names(names: list[str]) -> list[str]:
+    """The header's names, repeated ones given ".1", ".2" as pandas does: every column kept."""
     if not any(name.strip() for name in names):
         raise UnreadableObject("empty object: no header")
-    # Repeated names get ".1", ".2" as pandas gives them: every column is kept.
     seen: dict[str, int] = {}
     unique = []
     for name in names:
         count = seen.get(name, 0)
         seen[name] = count + 1
         unique.append(name if not count else f"{name}.{count}")
+    return unique
+
+
+def _csv(
+    body: bytes, names: list[str], *, header: bool, records_before: int
+) -> tuple[pd.DataFrame, list[BadLine]]:
+    """The records of one block of CSV (its first record the header when ``header``).
+
+    A bad line's number counts the records of the blocks before (``records_before``, the
+    header included) and of this one.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
 
     def read(threads: bool, bad: list[BadLine]) -> pa.Table:
         def on_bad(row: pacsv.InvalidRow) -> str:
+            number = (row.number or 0) and row.number + records_before
             bad.append(
                 BadLine(
-                    row.number or 0,
+                    number,
                     f"{row.actual_columns} field{'s' * (row.actual_columns != 1)}, "
                     f"expected {row.expected_columns}",
                     row.text[:MAX_LINE_TEXT] if len(bad) < KEPT_LINE_TEXTS else "",
@@ -270,12 +410,14 @@ def _csv(body: bytes) -> tuple[pd.DataFrame, list[BadLine]]:
 
         return pacsv.read_csv(
             io.BytesIO(body),
-            read_options=pacsv.ReadOptions(column_names=unique, skip_rows=1, use_threads=threads),
+            read_options=pacsv.ReadOptions(
+                column_names=names, skip_rows=int(header), use_threads=threads
+            ),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_bad),
             # Every cell as text (formatted numbers like "12,500" are normalised by the
             # checks); an empty cell is a null.
             convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(unique, pa.string()),
+                column_types=dict.fromkeys(names, pa.string()),
                 strings_can_be_null=True,
                 null_values=[""],
             ),
@@ -285,7 +427,7 @@ def _csv(body: bytes) -> tuple[pd.DataFrame, list[BadLine]]:
     try:
         table = read(True, bad)
         if bad and any(line.line == 0 for line in bad):
-            # Line numbers are known only to a single-threaded read: only files with bad lines.
+            # Line numbers are known only to a single-threaded read: only blocks with bad lines.
             bad = []
             table = read(False, bad)
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
@@ -294,23 +436,44 @@ def _csv(body: bytes) -> tuple[pd.DataFrame, list[BadLine]]:
     return table.to_pandas(), bad
 
 
-def _parquet(body: bytes, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> pd.DataFrame:
+def _parquet_chunks(
+    source: _Decoded, max_bytes: int, chunk_bytes: int
+) -> Iterator[tuple[pd.DataFrame, list[BadLine]]]:
+    """Row groups' batches of about ``chunk_bytes`` uncompressed, from a spooled copy.
+
+    Parquet is read from its footer backwards, so the stream is first copied (to disk past
+    a chunk: the function's ephemeral storage, not its memory).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    try:
-        # The footer declares each row group's uncompressed size: a file whose in-file
-        # compression expands past the cap is refused before any page is decompressed.
-        # (A forged footer understates it; the plain-size cap still bounds the file itself.)
-        meta = pq.ParquetFile(pa.BufferReader(body)).metadata
-        declared = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-        if declared > max_bytes:
-            raise too_large(f"parquet row groups of {declared:,} bytes uncompressed", max_bytes)
-        table = pq.read_table(pa.BufferReader(body))
-    except TooLarge:
-        raise
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise UnreadableObject(f"not parquet: {exc}") from None
+    with tempfile.SpooledTemporaryFile(max_size=chunk_bytes) as spooled:
+        while piece := source.read(_PIECE):
+            spooled.write(piece)
+        if not spooled.tell():
+            return
+        spooled.seek(0)
+        try:
+            parquet = pq.ParquetFile(spooled)
+            meta = parquet.metadata
+            # The footer declares each row group's uncompressed size: a file whose in-file
+            # compression expands past the cap is refused before any page is decompressed.
+            # (A forged footer understates it; the plain-size cap still bounds the file.)
+            declared = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+            if declared > max_bytes:
+                raise too_large(f"parquet row groups of {declared:,} bytes uncompressed", max_bytes)
+            rows = max(1, chunk_bytes * meta.num_rows // max(declared, 1))
+            for batch in parquet.iter_batches(batch_size=rows):
+                yield _parquet_frame(pa.Table.from_batches([batch])), []
+        except TooLarge:
+            raise
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise UnreadableObject(f"not parquet: {exc}") from None
+
+
+def _parquet_frame(table: pa.Table) -> pd.DataFrame:
+    import pyarrow as pa
+
     # Nested columns (lists, structs, maps) have no contract type: each value becomes its JSON
     # text, so it is checked (and quarantined, or dropped as unexpected) like any other value.
     for index, column in enumerate(table.schema):
