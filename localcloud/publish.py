@@ -1,4 +1,4 @@
-"""Publishes the code managed compute runs (Glue script, shared package, training source) and
+"""Publishes the code managed compute runs (Glue scripts, shared package, training source) and
 the bundled dataset contracts to the artifacts bucket: at local start-up and after `sam deploy`."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-GLUE_SCRIPT_KEY = "code/glue/prepare.py"
+GLUE_SCRIPTS_PREFIX = "code/glue/"
 GLUE_LIBRARY_KEY = "code/glue/mlops.zip"
 TRAINING_SOURCE_KEY = "code/training/sourcedir.tar.gz"
 CONTRACTS_PREFIX = "contracts/"
@@ -50,8 +50,8 @@ def training_sourcedir(project_root: Path) -> bytes:
 
 
 def publish_code(s3_client: Any, artifacts_bucket: str, project_root: Path) -> list[str]:
-    """Upload the Glue script, mlops.zip, the training sourcedir and the bundled contracts;
-    returns the keys written. Pieces not written yet (no glue/prepare.py) are left out."""
+    """Upload the Glue scripts (every ``glue/*.py``: each job's ScriptLocation names one),
+    mlops.zip, the training sourcedir and the bundled contracts; returns the keys written."""
     project_root = Path(project_root)
     written: list[str] = []
 
@@ -59,9 +59,9 @@ def publish_code(s3_client: Any, artifacts_bucket: str, project_root: Path) -> l
         s3_client.put_object(Bucket=artifacts_bucket, Key=key, Body=body)
         written.append(key)
 
-    script = project_root / "glue" / "prepare.py"
-    if script.exists():
-        put(GLUE_SCRIPT_KEY, script.read_bytes())
+    scripts = project_root / "glue"
+    for script in sorted(scripts.glob("*.py")) if scripts.exists() else []:
+        put(f"{GLUE_SCRIPTS_PREFIX}{script.name}", script.read_bytes())
     put(GLUE_LIBRARY_KEY, mlops_zip(project_root))
     put(TRAINING_SOURCE_KEY, training_sourcedir(project_root))
     contracts = project_root / "layers" / "shared" / "mlops" / "contracts"

@@ -6,13 +6,14 @@ like Glue:
 
 * the run stays RUNNING while it executes (so MaxConcurrentRuns is enforced as on AWS);
 * in a tracked background thread it downloads the run's validated parquet partitions and the
-  contract from S3 into ``<workdir>/glue/<job run id>/`` (there is no s3a connector offline),
+  contract (preparation), or the raw object version (``--raw_path``, validation), from S3
+  into ``<workdir>/glue/<job run id>/`` (there is no s3a connector offline),
   runs the script with the venv's python and local Spark (``--KEY value`` arguments, s3://
   paths swapped for the staged ones, PYTHONPATH standing in for ``--extra-py-files``);
-* it uploads the curated output back under the run's ``--curated_path`` (``_manifest.json``
-  last, as the job writes it), marks the run SUCCEEDED, FAILED (ErrorMessage from the
-  script's exception) or TIMEOUT (the job's Timeout, in minutes), and emits the real
-  "Glue Job State Change" event.
+* it uploads preparation's curated output back under the run's ``--curated_path``
+  (``_manifest.json`` last, as the job writes it), marks the run SUCCEEDED, FAILED
+  (ErrorMessage from the script's exception) or TIMEOUT (the job's Timeout, in minutes), and
+  emits the real "Glue Job State Change" event.
 
 Recording the outcome in the run ledger is the pipeline's job (``mlops.preparation``), not
 the executor's: on AWS, Glue does not write our ledger either.
@@ -147,15 +148,16 @@ class GlueExecutor:
         assert self._cloud is not None
         started = time.monotonic()
         work = self._cloud.workdir / "glue" / run.job_run_id
-        arguments = dict(run.arguments or {})
+        # As on Glue, the script sees the job's DefaultArguments overridden by the run's.
+        arguments = {**(job.default_arguments or {}), **dict(run.arguments or {})}
         state, message = "FAILED", None
         try:
             # Glue reads and writes the lake as the job's role: the strict cloud checks it.
             s3 = self._cloud.role_client(job.role, "s3", "GlueJobRunnerSession")
-            self._read_code(s3, job, {**(job.default_arguments or {}), **arguments})
+            self._read_code(s3, job, arguments)
             staged = self._stage(s3, arguments, work)
             state, message = self._run_script(job, run, script, staged, work)
-            if state == "SUCCEEDED":
+            if state == "SUCCEEDED" and "--curated_path" in arguments:
                 self._publish(s3, work / "curated", arguments["--curated_path"])
         except Exception as exc:  # the run fails; the event and ErrorMessage carry why
             log.exception("glue job run %s failed", run.job_run_id)
@@ -193,6 +195,19 @@ class GlueExecutor:
             local.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, key, str(local))
             staged["--contract_uri"] = str(local)
+        raw = arguments.get("--raw_path", "")
+        if raw.startswith("s3://"):
+            # The validation job reads one raw object version (Spark's s3:// path on Glue).
+            bucket, key = _s3_parts(raw)
+            name = key.rsplit("/", 1)[-1]
+            # Hadoop picks its codec by a lower-case suffix (".gz").
+            local = work / "raw" / (name[:-3] + ".gz" if name.lower().endswith(".gz") else name)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            extra = (
+                {"VersionId": arguments["--version_id"]} if arguments.get("--version_id") else None
+            )
+            s3.download_file(bucket, key, str(local), ExtraArgs=extra)
+            staged["--raw_path"] = str(local)
         if arguments.get("--curated_path", "").startswith("s3://"):
             staged["--curated_path"] = str(work / "curated") + "/"
         return staged

@@ -27,11 +27,12 @@ def body(s3: object, key: str) -> bytes:
     return s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()  # type: ignore[attr-defined]
 
 
-def test_the_glue_script_and_the_shared_package_are_published(s3: object) -> None:
+def test_every_glue_script_and_the_shared_package_are_published(s3: object) -> None:
     written = publish_code(s3, BUCKET, ROOT)
 
-    assert "code/glue/prepare.py" in written
-    assert body(s3, "code/glue/prepare.py") == (ROOT / "glue" / "prepare.py").read_bytes()
+    for name in ("prepare.py", "validate.py"):
+        assert f"code/glue/{name}" in written
+        assert body(s3, f"code/glue/{name}") == (ROOT / "glue" / name).read_bytes()
     names = zipfile.ZipFile(io.BytesIO(body(s3, "code/glue/mlops.zip"))).namelist()
     assert "mlops/__init__.py" in names and "mlops/ledger.py" in names
     assert not any("__pycache__" in name for name in names)

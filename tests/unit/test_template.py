@@ -320,7 +320,8 @@ ROLE_ACTIONS = {
     | {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
     | {"glue:GetTable", "glue:CreateTable", "glue:UpdateTable", "glue:BatchCreatePartition"}
     | {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
-    | {"events:PutEvents"},
+    | {"events:PutEvents"}
+    | {"glue:StartJobRun", "glue:GetJobRun"},
     # mlops.preparation.start_preparation: contract in, resolved contract out, StartJobRun,
     # ledger claim/start/finish/stages and a released claim, the queue, notify past the bound.
     "StartPreparationFunctionRole": DLQ
@@ -375,6 +376,12 @@ ROLE_ACTIONS = {
     }
     | {"cloudwatch:PutMetricData", "cloudwatch:DescribeAlarms"},
     "GlueJobRole": {"s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:DeleteObject"},
+    # glue/validate.py: the raw object version, code and contract, the zones, the table's
+    # partition, the run's part (and Run Validated when it is the last).
+    "ValidationJobRole": {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
+    | {"s3:PutObject", "s3:DeleteObject"}
+    | {"glue:GetTable", "glue:CreateTable", "glue:UpdateTable", "glue:BatchCreatePartition"}
+    | {"dynamodb:GetItem", "dynamodb:UpdateItem", "events:PutEvents"},
 }
 # Actions without resource-level permissions ("*" is the only resource that matches them):
 # SageMaker: "Except for the ListTags API, resource-level restrictions are not available on
@@ -520,6 +527,7 @@ def test_only_their_writers_can_write_each_prefix_of_the_artifacts_bucket(
     # code/ is published by `make deploy` (localcloud publish-code), never by a role
     keys = {
         "code/glue/prepare.py": set(),
+        "code/glue/validate.py": set(),
         "code/training/sourcedir.tar.gz": set(),
         "contracts/used_cars.yaml": set(),
         "contracts/resolved/used_cars/run.json": {"StartPreparationFunctionRole"},
@@ -560,23 +568,46 @@ def test_validate_registers_its_table_with_only_the_catalog_calls_awswrangler_ma
     # to_parquet(dataset=True, mode="append", database=..., table=...): GetTable, then
     # CreateTable or UpdateTable, then BatchCreatePartition (awswrangler 3.17 s3/_write.py,
     # catalog/_create.py, catalog/_add.py); no GetDatabase, GetPartitions or CreatePartition.
-    glue = {
-        action
-        for statement in _role_statements(translated, "ValidateFunctionRole")
-        for action in _listed(statement["Action"])
-        if action.startswith("glue:")
+    # The validation job (glue/validate.py) registers its pieces' partition with the same calls.
+    for role in ("ValidateFunctionRole", "ValidationJobRole"):
+        glue = {
+            action
+            for statement in _role_statements(translated, role)
+            for action in _listed(statement["Action"])
+            if action.startswith("glue:") and not action.endswith("JobRun")
+        }
+        assert glue == {
+            "glue:GetTable",
+            "glue:CreateTable",
+            "glue:UpdateTable",
+            "glue:BatchCreatePartition",
+        }, role
+        for action in glue:
+            resources = _granted(translated, role, action)
+            assert any(r.endswith(":catalog") for r in resources)
+            assert any(r.endswith(":database/${GlueDatabase}") for r in resources)
+            assert any(r.endswith(":table/${GlueDatabase}/*") for r in resources)
+
+
+def test_validate_may_start_and_read_runs_of_the_validation_job_only(
+    translated: dict[str, Any],
+) -> None:
+    # given the validate function's role and the job that validates large objects
+    job = translated["Resources"]["ValidateLargeJob"]["Properties"]
+    environment = translated["Resources"]["ValidateFunction"]["Properties"]["Environment"]
+    # then the function names the job and may start and read its runs, no other job's
+    assert environment["Variables"]["VALIDATION_GLUE_JOB_NAME"] == {"Ref": "ValidateLargeJob"}
+    for action in ("glue:StartJobRun", "glue:GetJobRun"):
+        assert _granted(translated, "ValidateFunctionRole", action) == [
+            "arn:aws:glue:us-east-1:123456789012:job/${ValidateLargeJob}"
+        ]
+    # and the job runs the published validation script with the shared package
+    assert job["Command"]["ScriptLocation"] == {
+        "Fn::Sub": "s3://${ArtifactsBucket}/code/glue/validate.py"
     }
-    assert glue == {
-        "glue:GetTable",
-        "glue:CreateTable",
-        "glue:UpdateTable",
-        "glue:BatchCreatePartition",
+    assert job["GlueVersion"] == "5.0" and job["Role"] == {
+        "Fn::GetAtt": ["ValidationJobRole", "Arn"]
     }
-    for action in glue:
-        resources = _granted(translated, "ValidateFunctionRole", action)
-        assert any(r.endswith(":catalog") for r in resources)
-        assert any(r.endswith(":database/${GlueDatabase}") for r in resources)
-        assert any(r.endswith(":table/${GlueDatabase}/*") for r in resources)
 
 
 # ------------------------------------------------------------------ dead letters and notifications

@@ -1,0 +1,746 @@
+"""Glue 5.0 job (Spark 3.5, Python 3.11): validate one raw object too large for the function.
+
+The validate function hands an object stored over ``VALIDATION_GLUE_MIN_BYTES`` to this job
+(``mlops.validation.delegation``). The job runs the function's own code on pieces of it:
+
+* Spark reads the object's lines (a ``.gz`` one decompressed by Hadoop's codec), numbers them
+  (``zipWithIndex``: line numbers in reports and quarantine are the object's) and cuts them
+  into partitions of ``--partition_lines`` lines. A CSV partition starts on a record: lines
+  inside a quoted value that spans lines (an odd number of ``"`` opens or closes one) never
+  begin a partition, and each partition gets the header. A parquet object is cut by row groups.
+* In ``mapInPandas`` each partition is parsed by ``mlops.validation.readers.read_object`` and
+  checked by ``mlops.validation.checks.check_frame``, the function's reader and checks, and
+  writes its valid rows to the validated zone and its invalid rows to quarantine, with the
+  same lineage columns and file-name prefix (``src-<sha256(key)[:16]>-``) as the function.
+  It returns a summary row; nothing else comes back to the driver.
+* The driver merges the summaries and judges the whole object (``min_rows``,
+  ``max_invalid_share``): a rejected object's partitions are checked again as rejected, so its
+  rows end up in quarantine exactly as the function leaves a rejected object (passing rows
+  under ``object_rejected``). It registers the Glue table partition once, writes the report
+  (the function's keys, plus ``validated_by``) and the first 10,000 quarantined rows as CSV,
+  and records the part with ``completion.record_part``: run completion, "Run Validated" and
+  the lake-vs-ledger reconciliation see the object as if the function had validated it.
+
+Duplicate keys are found within each partition (``check_frame``); a key repeated across two
+partitions is left valid and de-duplicated by preparation (counted there as
+``duplicates_dropped``). Finding it here would need a second pass over every typed key
+(a shuffle of the whole object) to catch what preparation catches anyway; the report says
+which scope the check had (``validated_by.duplicate_keys``).
+
+Failures never lose the object: data the reader or checks cannot handle records it
+``unreadable`` with the reason (the job succeeds, as the function would not retry it); any
+other error records it ``unreadable`` with the error and re-raises, so the job run FAILS.
+
+Arguments are Glue's ``--KEY value`` pairs, set by ``delegation.job_arguments`` and the job's
+DefaultArguments (buckets, ledger table, Glue database). ``--raw_path`` is ``s3://`` on Glue
+and a local file when the local cloud stages the object (no s3a connector offline).
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+from pyspark.sql import SparkSession
+from pyspark.sql import types as T
+
+REQUIRED = ("raw_path", "bucket", "key", "run_id", "dataset", "ingest_date", "event_time")
+# Job arguments that become the settings (environment variables) the shared package reads.
+SETTINGS = {
+    "validated_bucket": "VALIDATED_BUCKET",
+    "quarantine_bucket": "QUARANTINE_BUCKET",
+    "artifacts_bucket": "ARTIFACTS_BUCKET",
+    "ledger_table": "LEDGER_TABLE",
+    "glue_database": "GLUE_DATABASE",
+    "event_bus_name": "EVENT_BUS_NAME",
+}
+# A partition of this many lines is a few tens of MB of text: well within a G.1X worker's
+# memory while parsed and checked several times over.
+PARTITION_LINES = 200_000
+# Lines with an odd number of quotes open or close a value spanning lines; a file with more
+# of them (stray inch marks, say) is cut without regard to them past this many.
+MAX_QUOTE_LINES = 1_000_000
+# Partitions whose checks run as if the object were rejected: any row count is too few.
+REJECT_EVERY_ROW = 2**62
+SUMMARY = T.StructType(
+    [T.StructField("chunk", T.LongType()), T.StructField("summary", T.StringType())]
+)
+LINES = T.StructType(
+    [
+        T.StructField("chunk", T.LongType()),
+        T.StructField("idx", T.LongType()),
+        T.StructField("line", T.StringType()),
+    ]
+)
+DUPLICATE_SCOPE = "within each partition; across partitions preparation keeps one copy"
+
+
+class ValidationJobFailed(RuntimeError):
+    """The job cannot run (bad arguments); its message is the job run's ErrorMessage."""
+
+
+@dataclass(frozen=True)
+class JobArgs:
+    raw_path: str
+    bucket: str
+    key: str
+    version_id: str | None
+    etag: str
+    size: int
+    event_time: str
+    run_id: str
+    dataset: str
+    ingest_date: str
+    partition_lines: int
+    job_name: str
+    job_run_id: str
+    environment: dict[str, str]
+
+
+def parse_args(argv: Sequence[str]) -> JobArgs:
+    """Glue-style ``--KEY value`` (or ``--KEY=value``) arguments; unknown keys are ignored."""
+    values: dict[str, str] = {}
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if item.startswith("--"):
+            key, eq, value = item[2:].partition("=")
+            if not eq and i + 1 < len(items) and not items[i + 1].startswith("--"):
+                value = items[i + 1]
+                i += 1
+            values[key] = value
+        i += 1
+    missing = [k for k in REQUIRED if not values.get(k)]
+    if missing:
+        raise ValidationJobFailed(f"missing job arguments: {', '.join('--' + k for k in missing)}")
+    environment = {env: values[arg] for arg, env in SETTINGS.items() if values.get(arg)}
+    environment.setdefault("POWERTOOLS_SERVICE_NAME", "validate-glue")
+    # X-Ray is not there in a Glue job.
+    environment.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    return JobArgs(
+        raw_path=values["raw_path"],
+        bucket=values["bucket"],
+        key=values["key"],
+        version_id=values.get("version_id") or None,
+        etag=values.get("etag", ""),
+        size=int(values.get("size") or 0),
+        event_time=values["event_time"],
+        run_id=values["run_id"],
+        dataset=values["dataset"],
+        ingest_date=values["ingest_date"],
+        partition_lines=int(values.get("partition_lines") or PARTITION_LINES),
+        job_name=values.get("JOB_NAME", ""),
+        job_run_id=values.get("JOB_RUN_ID", ""),
+        environment=environment,
+    )
+
+
+def spark_session() -> SparkSession:
+    """Glue's session on Glue; a small local one (2 cores, quiet, no UI) anywhere else."""
+    try:
+        from awsglue.context import GlueContext  # type: ignore[import-not-found]
+        from pyspark.context import SparkContext
+
+        return GlueContext(SparkContext.getOrCreate()).spark_session
+    except ImportError:
+        pass
+    spark = (
+        SparkSession.builder.appName("mlops-validate")
+        .master(os.environ.get("MLOPS_SPARK_MASTER", "local[2]"))
+        .config("spark.driver.memory", os.environ.get("MLOPS_SPARK_DRIVER_MEMORY", "2g"))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+# ------------------------------------------------------------------------------ cutting
+def chunk_starts(total: int, first: int, size: int, quote_lines: Sequence[int]) -> list[int]:
+    """The line index each partition starts at: every ``size`` lines from ``first``, moved
+    past a quoted value spanning lines (the lines after an odd-quote line, up to and
+    including the next one, continue a record)."""
+    opens = list(quote_lines[0::2])
+    closes = list(quote_lines[1::2]) + ([total] if len(quote_lines) % 2 else [])
+    starts: list[int] = []
+    at = first
+    while at < total:
+        starts.append(at)
+        at += size
+        span = bisect.bisect_left(opens, at) - 1
+        if span >= 0 and opens[span] < at <= closes[span]:
+            at = closes[span] + 1
+    return starts
+
+
+def json_bad_lines(lines: Sequence[str], first: int) -> list[Any]:
+    """Every non-blank line of a JSON-lines piece with no JSON object in it, as bad lines.
+
+    The reader's reasons, for a piece the reader refuses whole ("no line is a JSON object"):
+    in a larger object the other pieces may still hold records.
+    """
+    from mlops.validation.readers import KEPT_LINE_TEXTS, MAX_LINE_TEXT, BadLine
+
+    bad = []
+    for offset, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            reason = f"not JSON: {getattr(exc, 'msg', exc)}"
+        else:
+            reason = f"not a JSON object but {type(record).__name__}"
+        text = line[:MAX_LINE_TEXT] if len(bad) < KEPT_LINE_TEXTS else ""
+        bad.append(BadLine(first + offset + 1, reason, text))
+    return bad
+
+
+# --------------------------------------------------------------------------- partitions
+def check_partitions(config: dict[str, Any]) -> Callable[[Iterator[pd.DataFrame]], Any]:
+    """The ``mapInPandas`` function: each partition read, checked, written; one summary row."""
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        # Executors are other processes (other hosts on Glue): settings travel in the closure.
+        os.environ.update(config["environment"])
+        frames = [batch for batch in batches if len(batch)]
+        if not frames:
+            return
+        part = pd.concat(frames, ignore_index=True).sort_values("idx", kind="stable")
+        summary = check_piece(part, config)
+        yield pd.DataFrame({"chunk": [int(part["chunk"].iloc[0])], "summary": [summary]})
+
+    return run
+
+
+def check_piece(part: pd.DataFrame, config: dict[str, Any]) -> str:
+    """Read, check and write one partition; its summary as JSON."""
+    import pyarrow as pa
+
+    from mlops.validation.checks import check_frame
+    from mlops.validation.readers import BadLine, UnreadableObject
+
+    chunk = int(part["chunk"].iloc[0])
+    summary: dict[str, Any] = {"chunk": chunk}
+    try:
+        frame, bad, text = _read_piece(part, config)
+        if frame is None:
+            return json.dumps(summary | _empty())
+        contract = _contract(config)
+        result = check_frame(frame, contract, bad_lines=bad, missing_values=text)
+    except UnreadableObject as exc:
+        return json.dumps(summary | {"unreadable": str(exc)})
+    except (TypeError, ValueError, ArithmeticError, pa.ArrowException) as exc:
+        # As the function does: data this code did not foresee is the object's problem.
+        reason = f"could not be validated: {type(exc).__name__}: {exc}"[:1000]
+        return json.dumps(summary | {"unreadable": reason})
+    valid_columns = _write(result, chunk, config)
+    shares = {name: entry["share"] for name, entry in result.null_share_over_tolerance.items()}
+    lines: list[BadLine] = result.bad_lines
+    return json.dumps(
+        summary
+        | {
+            "rows_in": result.rows_in,
+            "rows_valid": result.rows_valid,
+            "rows_quarantined": result.rows_quarantined,
+            "rows_read": result.rows_in - len(lines),
+            "rule_failures": result.rule_failures,
+            "columns": sorted(map(str, frame.columns)),
+            "unexpected_columns": result.unexpected_columns,
+            "missing_optional_columns": result.missing_optional_columns,
+            "null_shares": shares,
+            "normalised": result.normalised,
+            "missing_markers": result.missing_markers,
+            "bad_lines": [[b.line, b.reason] for b in lines[:100]],
+            "valid_columns": valid_columns,
+        }
+    )
+
+
+def _empty() -> dict[str, Any]:
+    return {"rows_in": 0, "rows_valid": 0, "rows_quarantined": 0, "rows_read": 0}
+
+
+def _read_piece(part: pd.DataFrame, config: dict[str, Any]) -> tuple[Any, list[Any], bool]:
+    """The piece's frame (None: nothing in it), its bad lines (object line numbers), and
+    whether it is text (where missing-value markers apply)."""
+    from mlops.validation.readers import BadLine, UnreadableObject, read_object
+
+    base = config["format"]
+    if base == "parquet":
+        import pyarrow.parquet as pq
+
+        groups = [int(g) for g in str(part["line"].iloc[0]).split(",")]
+        table = _parquet_file(config["path"]).read_row_groups(groups)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        body = buffer.getvalue()
+        # The reader's own parquet path (nested columns as JSON text), on these row groups.
+        read = read_object(body, "piece.parquet", max_bytes=len(body) * 64 + 1)
+        return read.frame, [], False
+    lines = part["line"].tolist()
+    if not any(line.strip() for line in lines):
+        return None, [], True
+    first = int(part["idx"].iloc[0])
+    if base == "csv":
+        body = (config["header"] + "\n" + "\n".join(lines) + "\n").encode()
+        # Line 1 of the piece is the header; its line 2 is the object's line first + 1.
+        shift = first - 1
+    else:
+        body = ("\n".join(lines) + "\n").encode()
+        shift = first
+    try:
+        read = read_object(body, f"piece.{base}", max_bytes=len(body) + 1)
+    except UnreadableObject:
+        if base != "jsonl":
+            raise
+        return pd.DataFrame(), json_bad_lines(lines, first), True
+    bad = [BadLine(b.line + shift, b.reason, b.text) for b in read.bad_lines]
+    return read.frame, bad, True
+
+
+def _parquet_file(path: str) -> Any:
+    import pyarrow.parquet as pq
+
+    if path.startswith("s3://"):
+        from pyarrow import fs
+
+        filesystem, inner = fs.FileSystem.from_uri(path)
+        return pq.ParquetFile(filesystem.open_input_file(inner))
+    return pq.ParquetFile(path)
+
+
+def _contract(config: dict[str, Any]) -> Any:
+    """The contract as a partition checks with it: the object is judged by the driver.
+
+    No piece is rejected on its own numbers (``min_rows`` 0, ``max_invalid_share`` 1), and
+    every column reports its null share (``max_null_share`` -1), which the driver sums into
+    the object's. A rejected object's pieces are checked as rejected whatever their size.
+    """
+    from mlops.contract import Contract
+
+    contract = Contract.model_validate(config["contract"])
+    columns = {
+        name: spec.model_copy(update={"max_null_share": -1.0})
+        for name, spec in contract.columns.items()
+    }
+    rejected = config["mode"] == "reject"
+    return contract.model_copy(
+        update={
+            "columns": columns,
+            "min_rows": REJECT_EVERY_ROW if rejected else 0,
+            "max_invalid_share": 1.0,
+        }
+    )
+
+
+def _raw_object(config: dict[str, Any]) -> Any:
+    from mlops.validation.objects import RawObject
+
+    return RawObject.model_validate(config["object"])
+
+
+def _write(result: Any, chunk: int, config: dict[str, Any]) -> list[str]:
+    """This piece's rows, as the function's ``_write_rows`` writes them (no catalog: the
+    driver registers the partition once); the valid rows' columns."""
+    import awswrangler as wr
+
+    from mlops import lake
+    from mlops.validation.objects import _athena_types, _with_lineage
+
+    obj = _raw_object(config)
+    contract = _contract(config)
+    settings = config["environment"]
+    prefix = f"{config['prefix']}{chunk:06d}-"
+    ingest_time = obj.event_time.astimezone(timezone.utc).replace(tzinfo=None)
+    columns: list[str] = []
+    if result.rows_valid:
+        valid = _with_lineage(result.valid, obj, config["run_id"], ingest_time)
+        valid["ingest_date"] = config["ingest_date"]
+        columns = [str(c) for c in valid.columns]
+        wr.s3.to_parquet(
+            valid,
+            path=lake.validated_path(settings["VALIDATED_BUCKET"], config["dataset"]),
+            dataset=True,
+            mode="append",
+            partition_cols=["ingest_date", "run_id"],
+            dtype=_athena_types(contract, valid),
+            filename_prefix=prefix,
+        )
+    if result.rows_quarantined:
+        wr.s3.to_parquet(
+            _with_lineage(result.invalid, obj, config["run_id"], ingest_time),
+            path=lake.quarantine_rows_path(settings["QUARANTINE_BUCKET"], config["dataset"]),
+            dataset=True,
+            mode="append",
+            partition_cols=["run_id"],
+            filename_prefix=prefix,
+        )
+    return columns
+
+
+# ------------------------------------------------------------------------------- driver
+def pieces(spark: SparkSession, path: str, base: str, size: int) -> tuple[Any, str, int]:
+    """The object as a DataFrame of (chunk, idx, line), one partition per piece; the CSV
+    header; the number of pieces."""
+    sc = spark.sparkContext
+    if base == "parquet":
+        meta = _parquet_file(path).metadata
+        groups: list[list[int]] = [[]]
+        rows = 0
+        for index in range(meta.num_row_groups):
+            if groups[-1] and rows + meta.row_group(index).num_rows > size:
+                groups.append([])
+                rows = 0
+            groups[-1].append(index)
+            rows += meta.row_group(index).num_rows
+        found = [(i, -1, ",".join(map(str, g))) for i, g in enumerate(groups) if g]
+        rdd = sc.parallelize(found, max(len(found), 1))
+        return spark.createDataFrame(rdd, LINES), "", len(found)
+
+    numbered = spark.read.text(path).rdd.map(lambda row: row.value).zipWithIndex()
+    numbered = numbered.map(lambda pair: (pair[1], pair[0])).cache()
+    total = numbered.count()
+    quotes: list[int] = []
+    first = 0
+    header = ""
+    if base == "csv":
+        quotes = sorted(
+            numbered.filter(lambda pair: pair[1].count('"') % 2 == 1)
+            .keys()
+            .take(MAX_QUOTE_LINES + 1)
+        )
+        if len(quotes) > MAX_QUOTE_LINES:
+            quotes = []
+        # The header is the first record: more than one line if a quoted name spans lines.
+        first = 1
+        if quotes[:1] == [0]:
+            first = (quotes[1] if len(quotes) > 1 else total) + 1
+        lines = numbered.filter(lambda pair, end=first: pair[0] < end).collect()
+        header = "\n".join(line for _, line in sorted(lines)).lstrip("\ufeff")
+    starts = chunk_starts(total, first, size, quotes)
+    if not starts:
+        return None, header, 0
+    bounds = sc.broadcast(starts)
+    keyed = numbered.filter(lambda pair, start=first: pair[0] >= start).map(
+        lambda pair: (bisect.bisect_right(bounds.value, pair[0]) - 1, pair)
+    )
+    # One partition per piece, so mapInPandas sees each piece whole.
+    placed = keyed.partitionBy(len(starts), lambda chunk: chunk).map(
+        lambda item: (item[0], item[1][0], item[1][1])
+    )
+    return spark.createDataFrame(placed, LINES), header, len(starts)
+
+
+def merge(summaries: list[dict[str, Any]], contract: Any) -> dict[str, Any]:
+    """The object's ``CheckResult.summary()`` keys from its pieces' summaries."""
+    from mlops.validation.checks import REPORTED_BAD_LINES
+
+    ordered = sorted(summaries, key=lambda s: s["chunk"])
+    read = [s for s in ordered if s.get("rows_in")]
+    failures: Counter[str] = Counter()
+    normalised: Counter[str] = Counter()
+    markers: Counter[str] = Counter()
+    nulls: Counter[str] = Counter()
+    present: Counter[str] = Counter()
+    for s in read:
+        failures.update(s["rule_failures"])
+        normalised.update(s["normalised"])
+        markers.update(s["missing_markers"])
+        for name, share in s["null_shares"].items():
+            # Shares come rounded to 4 places: exact counts for pieces under 10,000 rows.
+            nulls[name] += round(share * s["rows_read"])
+            present[name] += s["rows_read"]
+    over = {}
+    for name, spec in contract.columns.items():
+        if present[name]:
+            share = nulls[name] / present[name]
+            if share > spec.max_null_share:
+                over[name] = {"share": round(share, 4), "max": spec.max_null_share}
+    with_rows = [s for s in read if s.get("rows_read")]
+    missing = [
+        name
+        for name in contract.columns
+        if with_rows and all(name in s["missing_optional_columns"] for s in with_rows)
+    ]
+    bad = sorted((line for s in read for line in s["bad_lines"]), key=lambda b: b[0])
+    return {
+        "rows_in": sum(s["rows_in"] for s in read),
+        "rows_valid": sum(s["rows_valid"] for s in read),
+        "rows_quarantined": sum(s["rows_quarantined"] for s in read),
+        "rule_failures": dict(failures),
+        "unexpected_columns": sorted({c for s in read for c in s["unexpected_columns"]}),
+        "missing_optional_columns": missing,
+        "null_share_over_tolerance": over,
+        "normalised": {k: v for k, v in normalised.items() if v},
+        "missing_markers": {k: v for k, v in markers.items() if v},
+        "bad_lines": [{"line": n, "reason": r} for n, r in bad[:REPORTED_BAD_LINES]],
+    }
+
+
+def run_pieces(frame: Any, config: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = frame.mapInPandas(check_partitions(config), schema=SUMMARY).collect()
+    summaries = [json.loads(row["summary"]) for row in rows]
+    unreadable = sorted((s for s in summaries if s.get("unreadable")), key=lambda s: s["chunk"])
+    if unreadable:
+        from mlops.validation.readers import UnreadableObject
+
+        raise UnreadableObject(unreadable[0]["unreadable"])
+    return summaries
+
+
+def validate(spark: SparkSession, args: JobArgs, obj: Any, contract: Any) -> None:
+    """Validate the object through Spark and record it as the function would."""
+    from mlops.validation import objects
+    from mlops.validation.checks import _rejection, expected_columns
+    from mlops.validation.readers import UnreadableObject, check_format
+
+    base = check_format(obj.key).removesuffix(".gz")
+    prefix = objects._forget_earlier(obj, args.dataset, args.run_id, args.ingest_date)
+    quarantine = args.environment["QUARANTINE_BUCKET"]
+    from mlops import lake
+    from mlops.clients import client
+
+    # What an earlier, unreadable version of this key left: it no longer stands for the key.
+    client("s3").delete_object(
+        Bucket=quarantine, Key=lake.quarantine_object_key(args.dataset, args.run_id, obj.key)
+    )
+    frame, header, count = pieces(spark, args.raw_path, base, args.partition_lines)
+    if frame is None:
+        raise UnreadableObject("empty object: no records")
+    config = {
+        "environment": args.environment,
+        "format": base,
+        "path": args.raw_path,
+        "header": header,
+        "contract": contract.model_dump(mode="json"),
+        "object": obj.model_dump(mode="json"),
+        "run_id": args.run_id,
+        "dataset": args.dataset,
+        "ingest_date": args.ingest_date,
+        "prefix": prefix,
+        "mode": "check",
+    }
+    frame = frame.cache()
+    summaries = run_pieces(frame, config)
+    merged = merge(summaries, contract)
+    found = sorted({c for s in summaries for c in s.get("columns", [])})
+    if not merged["rows_in"] or not any(s.get("rows_read") for s in summaries):
+        reason = "empty object: no records"
+        if merged["bad_lines"]:
+            first = merged["bad_lines"][0]
+            reason = f"no line can be read (line {first['line']}: {first['reason']})"
+        raise UnreadableObject(reason)
+    if not set(found) & expected_columns(contract):
+        raise UnreadableObject(f"none of the contract's columns in {found}")
+    rejection = _rejection(merged["rows_in"], merged["rows_quarantined"], contract)
+    if rejection:
+        # As the function leaves a rejected object: every row in quarantine, the passing
+        # ones under object_rejected. Checked again as rejected, piece by piece.
+        objects._forget_earlier(obj, args.dataset, args.run_id, args.ingest_date)
+        again = merge(run_pieces(frame, config | {"mode": "reject"}), contract)
+        merged |= {
+            "rows_valid": 0,
+            "rows_quarantined": again["rows_quarantined"],
+            "rule_failures": again["rule_failures"],
+        }
+    else:
+        _register(summaries, obj, args, contract)
+    if merged["rows_quarantined"]:
+        _quarantined_csv(obj, args, contract, prefix)
+    outcome = "rejected" if rejection else "validated"
+    report = objects._report(obj, args.dataset, args.run_id, contract, outcome, rejection)
+    report |= {
+        "rows_in": merged["rows_in"],
+        "rows_valid": merged["rows_valid"],
+        "rows_quarantined": merged["rows_quarantined"],
+        "rejected": rejection is not None,
+        "rejection_reason": rejection,
+    }
+    report |= {k: merged[k] for k in merged if k not in report}
+    report["validated_by"] = {
+        "job_name": args.job_name,
+        "job_run_id": args.job_run_id,
+        "partitions": count,
+        "partition_lines": args.partition_lines,
+        "duplicate_keys": DUPLICATE_SCOPE,
+    }
+    report_key = objects._put_report(args.dataset, args.run_id, obj, report)
+    objects._finish(
+        obj,
+        args.dataset,
+        args.run_id,
+        args.ingest_date,
+        contract,
+        outcome,
+        rejection,
+        rows=(merged["rows_in"], merged["rows_valid"], merged["rows_quarantined"]),
+        report_key=report_key,
+    )
+
+
+def _register(summaries: list[dict[str, Any]], obj: Any, args: JobArgs, contract: Any) -> None:
+    """Register the run's partition in the Glue table once (the function's to_parquet does it
+    per object; here the pieces wrote files only)."""
+    import awswrangler as wr
+
+    from mlops import lake
+    from mlops.validation.objects import _athena_types
+
+    columns = next((s["valid_columns"] for s in summaries if s.get("valid_columns")), None)
+    if not columns:
+        return
+    partitions = ("ingest_date", "run_id")
+    types = _athena_types(contract, pd.DataFrame(columns=columns))
+    columns_types = {c: types[c] for c in columns if c not in partitions}
+    root = lake.validated_path(args.environment["VALIDATED_BUCKET"], args.dataset)
+    database = args.environment["GLUE_DATABASE"]
+    wr.catalog.create_parquet_table(
+        database=database,
+        table=args.dataset,
+        path=root,
+        columns_types=columns_types,
+        partitions_types=dict.fromkeys(partitions, "string"),
+        compression="snappy",
+        mode="append",
+    )
+    wr.catalog.add_parquet_partitions(
+        database=database,
+        table=args.dataset,
+        partitions_values={
+            f"{root}ingest_date={args.ingest_date}/run_id={args.run_id}/": [
+                args.ingest_date,
+                args.run_id,
+            ]
+        },
+        compression="snappy",
+        columns_types=columns_types,
+    )
+
+
+def _quarantined_csv(obj: Any, args: JobArgs, contract: Any, prefix: str) -> None:
+    """The first 10,000 quarantined rows as CSV for people, read back in piece order."""
+    import awswrangler as wr
+
+    from mlops import lake
+    from mlops.clients import client
+    from mlops.contract import NUMERIC_TYPES
+    from mlops.validation.objects import CSV_ROWS
+    from mlops.validation.spreadsheet import to_csv
+
+    quarantine = args.environment["QUARANTINE_BUCKET"]
+    listed = client("s3").get_paginator("list_objects_v2")
+    where = f"rows/{args.dataset}/run_id={args.run_id}/{prefix}"
+    keys = sorted(
+        item["Key"]
+        for page in listed.paginate(Bucket=quarantine, Prefix=where)
+        for item in page.get("Contents", [])
+    )
+    frames: list[pd.DataFrame] = []
+    rows = 0
+    for key in keys:  # file names start with the piece's number: object order
+        frame = wr.s3.read_parquet(f"s3://{quarantine}/{key}")
+        frames.append(frame.drop(columns=["source_object", "ingest_time"], errors="ignore"))
+        rows += len(frame)
+        if rows >= CSV_ROWS:
+            break
+    invalid = pd.concat(frames, ignore_index=True).head(CSV_ROWS)
+    numeric = [name for name, spec in contract.columns.items() if spec.type in NUMERIC_TYPES]
+    client("s3").put_object(
+        Bucket=quarantine,
+        Key=lake.quarantined_rows_csv_key(args.dataset, args.run_id, obj.key),
+        Body=to_csv(invalid, numeric_columns=numeric),
+        ContentType="text/csv; charset=utf-8",
+    )
+
+
+def _version_state(obj: Any) -> str:
+    """``current``, ``missing`` (the version is gone) or ``superseded`` (a newer version
+    is the key's now: Spark reads a path, which is the newest version)."""
+    from botocore.exceptions import ClientError
+
+    from mlops.clients import client
+
+    s3 = client("s3")
+    try:
+        head = s3.head_object(Bucket=obj.bucket, Key=obj.key)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey"):
+            return "missing"
+        raise
+    current = head.get("VersionId")
+    if obj.version_id and current not in (None, "null"):
+        return "current" if current == obj.version_id else "superseded"
+    return "current" if not obj.etag or head["ETag"].strip('"') == obj.etag else "superseded"
+
+
+def main(argv: Sequence[str]) -> None:
+    args = parse_args(argv)
+    os.environ.update(args.environment)
+    from mlops.contract import ContractError, load_contract
+    from mlops.observability import bind_run, logger
+    from mlops.validation import objects
+    from mlops.validation.completion import closed_reason, run_item
+    from mlops.validation.readers import UnreadableObject
+
+    obj = objects.RawObject(
+        bucket=args.bucket,
+        key=args.key,
+        version_id=args.version_id,
+        etag=args.etag,
+        size=args.size or None,
+        event_time=datetime.fromisoformat(args.event_time),
+    )
+    bind_run(args.run_id, dataset=args.dataset, object_key=obj.key, job_run_id=args.job_run_id)
+    # The run may have closed while the job waited to start: refused like a late object.
+    closed = closed_reason(run_item(args.run_id), owner=f"{obj.key}#{obj.version}")
+    if closed:
+        objects._refuse(obj, args.dataset, args.run_id, closed)
+        return
+    state = _version_state(obj)
+    if state == "superseded":
+        # The newer version's own event validates the key and replaces this one's record.
+        logger.warning("object version superseded before the job ran: nothing validated")
+        return
+    if state == "missing":
+        objects._forget_earlier(obj, args.dataset, args.run_id, args.ingest_date)
+        objects._finish(
+            obj,
+            args.dataset,
+            args.run_id,
+            args.ingest_date,
+            None,
+            "missing",
+            "object no longer exists",
+        )
+        return
+    contract = None
+    try:
+        contract = load_contract(args.dataset)
+        validate(spark_session(), args, obj, contract)
+    except (ContractError, UnreadableObject) as exc:
+        objects._unreadable(obj, args.dataset, args.run_id, args.ingest_date, contract, str(exc))
+    except Exception as exc:
+        # Never lose the object: record why it was not validated, then fail the job run.
+        logger.exception("validation job failed")
+        reason = f"could not be validated: {type(exc).__name__}: {exc}"[:1000]
+        objects._unreadable(obj, args.dataset, args.run_id, args.ingest_date, contract, reason)
+        raise
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
