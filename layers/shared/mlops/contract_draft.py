@@ -11,7 +11,6 @@ Build-time tooling (never inside a Lambda): it runs where the user's data is.
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import re
@@ -35,6 +34,8 @@ from mlops.ml.splitting import SPLITS, min_rows_per_split, rows_needed
 DEFAULT_SAMPLE_ROWS = 100_000
 # Bytes read from the head of a text file for a sample (a whole file when smaller).
 _SAMPLE_BYTES = 64 * 1024 * 1024
+# A file on the user's own disk: read as far as the sample needs, whatever it decodes to.
+_NO_CAP = 2**62
 # Text with at most this many distinct labels (and repeating) is a category.
 MAX_CATEGORIES = 50
 # A numeric target with more distinct values than this is a regression target.
@@ -122,7 +123,7 @@ def read_sample(path: Path, max_rows: int = DEFAULT_SAMPLE_ROWS) -> tuple[pd.Dat
 
     Read by validation's own readers (same formats, markers as text, bad lines left out).
     """
-    from mlops.validation.readers import check_format, read_object
+    from mlops.validation.readers import check_format, read_chunks
 
     fmt = check_format(path.name)
     if fmt == "parquet":
@@ -141,21 +142,12 @@ def read_sample(path: Path, max_rows: int = DEFAULT_SAMPLE_ROWS) -> tuple[pd.Dat
 
         frame = pa.Table.from_batches(batches).to_pandas().head(max_rows)
         return frame, parquet.metadata.num_rows > len(frame)
-    head, truncated = _head(path, fmt.endswith(".gz"))
-    plain = path.name[: -len(".gz")] if fmt.endswith(".gz") else path.name
-    frame = read_object(head, plain).frame
-    more = truncated or len(frame) > max_rows
+    # The first chunk of whole records, as validation would read it (quoted line breaks kept).
+    with path.open("rb") as stream:
+        chunks = read_chunks(stream, path.name, max_bytes=_NO_CAP, chunk_bytes=_SAMPLE_BYTES)
+        frame = next(chunks).frame
+        more = len(frame) > max_rows or next(chunks, None) is not None
     return frame.head(max_rows).reset_index(drop=True), more
-
-
-def _head(path: Path, gzipped: bool) -> tuple[bytes, bool]:
-    """At most ``_SAMPLE_BYTES`` of the (decompressed) file, cut at the last full line."""
-    opener = gzip.open if gzipped else open
-    with opener(path, "rb") as stream:  # type: ignore[operator]
-        head = stream.read(_SAMPLE_BYTES + 1)
-    if len(head) <= _SAMPLE_BYTES:
-        return head, False
-    return head[: head.rfind(b"\n", 0, _SAMPLE_BYTES) + 1], True
 
 
 # ---------------------------------------------------------------------------- inference
