@@ -13,19 +13,20 @@ The validate function hands an object stored over ``VALIDATION_GLUE_MIN_BYTES`` 
   writes its valid rows to the validated zone and its invalid rows to quarantine, with the
   same lineage columns and file-name prefix (``src-<sha256(key)[:16]>-``) as the function.
   It returns a summary row; nothing else comes back to the driver.
-* The driver merges the summaries and judges the whole object (``min_rows``,
-  ``max_invalid_share``): a rejected object's partitions are checked again as rejected, so its
-  rows end up in quarantine exactly as the function leaves a rejected object (passing rows
-  under ``object_rejected``). It registers the Glue table partition once, writes the report
-  (the function's keys, plus ``validated_by``) and the first 10,000 quarantined rows as CSV,
-  and records the part with ``completion.record_part``: run completion, "Run Validated" and
-  the lake-vs-ledger reconciliation see the object as if the function had validated it.
+* The driver adds the summaries up in a ``checks.Tally``, as the function adds its chunks, and
+  judges the whole object (``min_rows``, ``max_invalid_share``): a rejected object's
+  partitions are checked again as rejected (``check_frame(reject=…)``), so its rows end up in
+  quarantine exactly as the function leaves a rejected object (passing rows under
+  ``object_rejected``). It registers the Glue table partition once, writes the report (the
+  function's keys, plus ``validated_by``) and the first 10,000 quarantined rows as CSV, and
+  records the part with ``completion.record_part``: run completion, "Run Validated" and the
+  lake-vs-ledger reconciliation see the object as if the function had validated it.
 
 Duplicate keys are found within each partition (``check_frame``); a key repeated across two
-partitions is left valid and de-duplicated by preparation (counted there as
-``duplicates_dropped``). Finding it here would need a second pass over every typed key
-(a shuffle of the whole object) to catch what preparation catches anyway; the report says
-which scope the check had (``validated_by.duplicate_keys``).
+partitions is left valid and dropped by preparation (counted there as ``duplicates_dropped``),
+as the function does across its chunks and preparation across a run's objects. Finding it
+here would take a second pass over every typed key (a shuffle of the whole object) for what
+preparation catches anyway; the report says so (``duplicate_keys_checked``, ``chunks``).
 
 Failures never lose the object: data the reader or checks cannot handle records it
 ``unreadable`` with the reason (the job succeeds, as the function would not retry it); any
@@ -43,7 +44,6 @@ import io
 import json
 import os
 import sys
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -69,8 +69,6 @@ PARTITION_LINES = 200_000
 # Lines with an odd number of quotes open or close a value spanning lines; a file with more
 # of them (stray inch marks, say) is cut without regard to them past this many.
 MAX_QUOTE_LINES = 1_000_000
-# Partitions whose checks run as if the object were rejected: any row count is too few.
-REJECT_EVERY_ROW = 2**62
 SUMMARY = T.StructType(
     [T.StructField("chunk", T.LongType()), T.StructField("summary", T.StringType())]
 )
@@ -81,7 +79,8 @@ LINES = T.StructType(
         T.StructField("line", T.StringType()),
     ]
 )
-DUPLICATE_SCOPE = "within each partition; across partitions preparation keeps one copy"
+# The function's wording for an object it read in several chunks.
+DUPLICATE_SCOPE = "within each chunk; preparation drops keys repeated across chunks"
 
 
 class ValidationJobFailed(RuntimeError):
@@ -231,7 +230,7 @@ def check_piece(part: pd.DataFrame, config: dict[str, Any]) -> str:
     """Read, check and write one partition; its summary as JSON."""
     import pyarrow as pa
 
-    from mlops.validation.checks import check_frame
+    from mlops.validation.checks import REPORTED_BAD_LINES, check_frame
     from mlops.validation.readers import BadLine, UnreadableObject
 
     chunk = int(part["chunk"].iloc[0])
@@ -240,8 +239,16 @@ def check_piece(part: pd.DataFrame, config: dict[str, Any]) -> str:
         frame, bad, text = _read_piece(part, config)
         if frame is None:
             return json.dumps(summary | _empty())
-        contract = _contract(config)
-        result = check_frame(frame, contract, bad_lines=bad, missing_values=text)
+        # No piece is judged on its own numbers: the driver judges the object (Tally). A
+        # rejected object's pieces are checked again as rejected, whatever their numbers.
+        result = check_frame(
+            frame,
+            _contract(config),
+            bad_lines=bad,
+            missing_values=text,
+            judge=False,
+            reject=config.get("rejection"),
+        )
     except UnreadableObject as exc:
         return json.dumps(summary | {"unreadable": str(exc)})
     except (TypeError, ValueError, ArithmeticError, pa.ArrowException) as exc:
@@ -249,7 +256,6 @@ def check_piece(part: pd.DataFrame, config: dict[str, Any]) -> str:
         reason = f"could not be validated: {type(exc).__name__}: {exc}"[:1000]
         return json.dumps(summary | {"unreadable": reason})
     valid_columns = _write(result, chunk, config)
-    shares = {name: entry["share"] for name, entry in result.null_share_over_tolerance.items()}
     lines: list[BadLine] = result.bad_lines
     return json.dumps(
         summary
@@ -257,22 +263,23 @@ def check_piece(part: pd.DataFrame, config: dict[str, Any]) -> str:
             "rows_in": result.rows_in,
             "rows_valid": result.rows_valid,
             "rows_quarantined": result.rows_quarantined,
-            "rows_read": result.rows_in - len(lines),
             "rule_failures": result.rule_failures,
             "columns": sorted(map(str, frame.columns)),
             "unexpected_columns": result.unexpected_columns,
             "missing_optional_columns": result.missing_optional_columns,
-            "null_shares": shares,
+            "null_counts": result.null_counts,
             "normalised": result.normalised,
             "missing_markers": result.missing_markers,
-            "bad_lines": [[b.line, b.reason] for b in lines[:100]],
+            # A report lists the first 100 bad lines; the rest are counted.
+            "bad_lines": [[b.line, b.reason] for b in lines[:REPORTED_BAD_LINES]],
+            "bad_line_count": len(lines),
             "valid_columns": valid_columns,
         }
     )
 
 
 def _empty() -> dict[str, Any]:
-    return {"rows_in": 0, "rows_valid": 0, "rows_quarantined": 0, "rows_read": 0}
+    return {"rows_in": 0, "rows_valid": 0, "rows_quarantined": 0}
 
 
 def _read_piece(part: pd.DataFrame, config: dict[str, Any]) -> tuple[Any, list[Any], bool]:
@@ -325,27 +332,9 @@ def _parquet_file(path: str) -> Any:
 
 
 def _contract(config: dict[str, Any]) -> Any:
-    """The contract as a partition checks with it: the object is judged by the driver.
-
-    No piece is rejected on its own numbers (``min_rows`` 0, ``max_invalid_share`` 1), and
-    every column reports its null share (``max_null_share`` -1), which the driver sums into
-    the object's. A rejected object's pieces are checked as rejected whatever their size.
-    """
     from mlops.contract import Contract
 
-    contract = Contract.model_validate(config["contract"])
-    columns = {
-        name: spec.model_copy(update={"max_null_share": -1.0})
-        for name, spec in contract.columns.items()
-    }
-    rejected = config["mode"] == "reject"
-    return contract.model_copy(
-        update={
-            "columns": columns,
-            "min_rows": REJECT_EVERY_ROW if rejected else 0,
-            "max_invalid_share": 1.0,
-        }
-    )
+    return Contract.model_validate(config["contract"])
 
 
 def _raw_object(config: dict[str, Any]) -> Any:
@@ -446,50 +435,34 @@ def pieces(spark: SparkSession, path: str, base: str, size: int) -> tuple[Any, s
     return spark.createDataFrame(placed, LINES), header, len(starts)
 
 
-def merge(summaries: list[dict[str, Any]], contract: Any) -> dict[str, Any]:
-    """The object's ``CheckResult.summary()`` keys from its pieces' summaries."""
-    from mlops.validation.checks import REPORTED_BAD_LINES
+def tally(summaries: list[dict[str, Any]], contract: Any) -> Any:
+    """The pieces' summaries added up in object order, as the function adds its chunks."""
+    from mlops.validation.checks import CheckResult, Tally
+    from mlops.validation.readers import BadLine
 
-    ordered = sorted(summaries, key=lambda s: s["chunk"])
-    read = [s for s in ordered if s.get("rows_in")]
-    failures: Counter[str] = Counter()
-    normalised: Counter[str] = Counter()
-    markers: Counter[str] = Counter()
-    nulls: Counter[str] = Counter()
-    present: Counter[str] = Counter()
-    for s in read:
-        failures.update(s["rule_failures"])
-        normalised.update(s["normalised"])
-        markers.update(s["missing_markers"])
-        for name, share in s["null_shares"].items():
-            # Shares come rounded to 4 places: exact counts for pieces under 10,000 rows.
-            nulls[name] += round(share * s["rows_read"])
-            present[name] += s["rows_read"]
-    over = {}
-    for name, spec in contract.columns.items():
-        if present[name]:
-            share = nulls[name] / present[name]
-            if share > spec.max_null_share:
-                over[name] = {"share": round(share, 4), "max": spec.max_null_share}
-    with_rows = [s for s in read if s.get("rows_read")]
-    missing = [
-        name
-        for name in contract.columns
-        if with_rows and all(name in s["missing_optional_columns"] for s in with_rows)
-    ]
-    bad = sorted((line for s in read for line in s["bad_lines"]), key=lambda b: b[0])
-    return {
-        "rows_in": sum(s["rows_in"] for s in read),
-        "rows_valid": sum(s["rows_valid"] for s in read),
-        "rows_quarantined": sum(s["rows_quarantined"] for s in read),
-        "rule_failures": dict(failures),
-        "unexpected_columns": sorted({c for s in read for c in s["unexpected_columns"]}),
-        "missing_optional_columns": missing,
-        "null_share_over_tolerance": over,
-        "normalised": {k: v for k, v in normalised.items() if v},
-        "missing_markers": {k: v for k, v in markers.items() if v},
-        "bad_lines": [{"line": n, "reason": r} for n, r in bad[:REPORTED_BAD_LINES]],
-    }
+    total = Tally(contract)
+    for s in sorted(summaries, key=lambda s: s["chunk"]):
+        if not s.get("rows_in"):
+            continue  # blank lines only
+        reported = [BadLine(line, reason) for line, reason in s["bad_lines"]]
+        # Tally counts a piece's rows read as rows_in less its bad lines: the lines past the
+        # reported ones stand in as one shared placeholder (8 bytes each in the list).
+        unreported = [BadLine(0, "")] * (s["bad_line_count"] - len(reported))
+        total.add(
+            CheckResult(
+                valid=pd.DataFrame(index=pd.RangeIndex(s["rows_valid"])),
+                invalid=pd.DataFrame(index=pd.RangeIndex(s["rows_quarantined"])),
+                rows_in=s["rows_in"],
+                rule_failures=s["rule_failures"],
+                unexpected_columns=s["unexpected_columns"],
+                missing_optional_columns=s["missing_optional_columns"],
+                normalised=s["normalised"],
+                missing_markers=s["missing_markers"],
+                bad_lines=reported + unreported,
+                null_counts=s["null_counts"],
+            )
+        )
+    return total
 
 
 def run_pieces(frame: Any, config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -506,19 +479,11 @@ def run_pieces(frame: Any, config: dict[str, Any]) -> list[dict[str, Any]]:
 def validate(spark: SparkSession, args: JobArgs, obj: Any, contract: Any) -> None:
     """Validate the object through Spark and record it as the function would."""
     from mlops.validation import objects
-    from mlops.validation.checks import _rejection, expected_columns
+    from mlops.validation.checks import expected_columns
     from mlops.validation.readers import UnreadableObject, check_format
 
     base = check_format(obj.key).removesuffix(".gz")
     prefix = objects._forget_earlier(obj, args.dataset, args.run_id, args.ingest_date)
-    quarantine = args.environment["QUARANTINE_BUCKET"]
-    from mlops import lake
-    from mlops.clients import client
-
-    # What an earlier, unreadable version of this key left: it no longer stands for the key.
-    client("s3").delete_object(
-        Bucket=quarantine, Key=lake.quarantine_object_key(args.dataset, args.run_id, obj.key)
-    )
     frame, header, count = pieces(spark, args.raw_path, base, args.partition_lines)
     if frame is None:
         raise UnreadableObject("empty object: no records")
@@ -533,51 +498,42 @@ def validate(spark: SparkSession, args: JobArgs, obj: Any, contract: Any) -> Non
         "dataset": args.dataset,
         "ingest_date": args.ingest_date,
         "prefix": prefix,
-        "mode": "check",
+        "rejection": None,
     }
     frame = frame.cache()
     summaries = run_pieces(frame, config)
-    merged = merge(summaries, contract)
+    total = tally(summaries, contract)
+    if not total.rows_in or total.rows_in == len(total.bad_lines):
+        first = total.bad_lines[:1]
+        raise UnreadableObject(
+            f"no line can be read (line {first[0].line}: {first[0].reason})"
+            if first
+            else "empty object: no records"
+        )
     found = sorted({c for s in summaries for c in s.get("columns", [])})
-    if not merged["rows_in"] or not any(s.get("rows_read") for s in summaries):
-        reason = "empty object: no records"
-        if merged["bad_lines"]:
-            first = merged["bad_lines"][0]
-            reason = f"no line can be read (line {first['line']}: {first['reason']})"
-        raise UnreadableObject(reason)
     if not set(found) & expected_columns(contract):
         raise UnreadableObject(f"none of the contract's columns in {found}")
-    rejection = _rejection(merged["rows_in"], merged["rows_quarantined"], contract)
+    rejection = total.rejection()
     if rejection:
         # As the function leaves a rejected object: every row in quarantine, the passing
-        # ones under object_rejected. Checked again as rejected, piece by piece.
+        # ones under object_rejected. The pieces are checked again as rejected.
         objects._forget_earlier(obj, args.dataset, args.run_id, args.ingest_date)
-        again = merge(run_pieces(frame, config | {"mode": "reject"}), contract)
-        merged |= {
-            "rows_valid": 0,
-            "rows_quarantined": again["rows_quarantined"],
-            "rule_failures": again["rule_failures"],
-        }
+        run_pieces(frame, config | {"rejection": rejection})
     else:
-        _register(summaries, obj, args, contract)
-    if merged["rows_quarantined"]:
+        _register(summaries, args, contract)
+    summary = total.summary(rejection)
+    if summary["rows_quarantined"]:
         _quarantined_csv(obj, args, contract, prefix)
     outcome = "rejected" if rejection else "validated"
     report = objects._report(obj, args.dataset, args.run_id, contract, outcome, rejection)
-    report |= {
-        "rows_in": merged["rows_in"],
-        "rows_valid": merged["rows_valid"],
-        "rows_quarantined": merged["rows_quarantined"],
-        "rejected": rejection is not None,
-        "rejection_reason": rejection,
-    }
-    report |= {k: merged[k] for k in merged if k not in report}
-    report["validated_by"] = {
-        "job_name": args.job_name,
-        "job_run_id": args.job_run_id,
-        "partitions": count,
-        "partition_lines": args.partition_lines,
-        "duplicate_keys": DUPLICATE_SCOPE,
+    report |= summary | {
+        "chunks": count,
+        "duplicate_keys_checked": DUPLICATE_SCOPE if count > 1 else "across the object",
+        "validated_by": {
+            "job_name": args.job_name,
+            "job_run_id": args.job_run_id,
+            "partition_lines": args.partition_lines,
+        },
     }
     report_key = objects._put_report(args.dataset, args.run_id, obj, report)
     objects._finish(
@@ -588,12 +544,12 @@ def validate(spark: SparkSession, args: JobArgs, obj: Any, contract: Any) -> Non
         contract,
         outcome,
         rejection,
-        rows=(merged["rows_in"], merged["rows_valid"], merged["rows_quarantined"]),
+        rows=(summary["rows_in"], summary["rows_valid"], summary["rows_quarantined"]),
         report_key=report_key,
     )
 
 
-def _register(summaries: list[dict[str, Any]], obj: Any, args: JobArgs, contract: Any) -> None:
+def _register(summaries: list[dict[str, Any]], args: JobArgs, contract: Any) -> None:
     """Register the run's partition in the Glue table once (the function's to_parquet does it
     per object; here the pieces wrote files only)."""
     import awswrangler as wr

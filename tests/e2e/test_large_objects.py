@@ -128,9 +128,10 @@ def test_an_object_over_the_threshold_is_validated_by_the_glue_job(
     run_id, key = both["large"]
     # then the function delegated it (the ledger names the job run), and the job's report says
     # that run validated it in pieces
-    by = report(cloud, run_id, key)["validated_by"]
+    written = report(cloud, run_id, key)
+    by = written["validated_by"]
     assert by["job_name"] == cloud.resources["ValidateLargeJob"]
-    assert by["partitions"] == 3 and "preparation" in by["duplicate_keys"]
+    assert written["chunks"] == 3 and "preparation" in written["duplicate_keys_checked"]
     # and the run completed: the job recorded the part and Run Validated went out
     validate = ledger_items(cloud, run_id)["validate"]
     assert validate["status"] == "SUCCEEDED" and validate["completion"] == "emitted"
