@@ -666,6 +666,7 @@ def main(argv: Sequence[str]) -> None:
     closed = closed_reason(run_item(args.run_id), owner=f"{obj.key}#{obj.version}")
     if closed:
         objects._refuse(obj, args.dataset, args.run_id, closed)
+        _finished(args)
         return
     state = _version_state(obj)
     if state == "superseded":
@@ -683,6 +684,7 @@ def main(argv: Sequence[str]) -> None:
             "missing",
             "object no longer exists",
         )
+        _finished(args)
         return
     contract = None
     try:
@@ -695,7 +697,17 @@ def main(argv: Sequence[str]) -> None:
         logger.exception("validation job failed")
         reason = f"could not be validated: {type(exc).__name__}: {exc}"[:1000]
         objects._unreadable(obj, args.dataset, args.run_id, args.ingest_date, contract, reason)
+        _finished(args)
         raise
+    _finished(args)
+
+
+def _finished(args: JobArgs) -> None:
+    """Tell the job run's state change that the object is recorded (nothing left to do)."""
+    from mlops.validation.delegation import mark_finished
+
+    if args.job_run_id:
+        mark_finished(args.run_id, args.key, args.job_run_id)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ EXPECTED: dict[str, set[str]] = {
     # Training starts on success; every terminal state frees a slot for the preparation queue.
     "glue_job_succeeded.json": {"StartTrainingFunction", "StartPreparationFunction"},
     "glue_job_failed.json": {"StartTrainingFunction", "StartPreparationFunction"},
+    # A validation job run that failed: validate records its object if the job could not.
+    "validation_job_failed.json": {"ValidateFunction"},
     "preparation_queue_sweep.json": {"StartPreparationFunction"},
     "training_job_completed.json": {"EvaluateFunction"},
     "training_job_failed.json": {"EvaluateFunction"},

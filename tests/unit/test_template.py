@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # Which events each function subscribes to: (source, detail-type) of its EventBridge rules.
 EXPECTED_SUBSCRIPTIONS = {
     "ScrapeFunction": {("schedule", ""), ("mlops.scrape", "Scrape Continues")},
-    "ValidateFunction": {("aws.s3", "Object Created")},
+    "ValidateFunction": {
+        ("aws.s3", "Object Created"),
+        ("aws.glue", "Glue Job State Change"),  # a validation job run that ended badly
+    },
     "StartPreparationFunction": {
         ("mlops.pipeline", "Run Validated"),
         ("aws.glue", "Glue Job State Change"),  # a slot came free: drain the queue

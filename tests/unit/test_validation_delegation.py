@@ -182,3 +182,91 @@ def test_the_contract_version_the_job_validates_against_is_named(glue: Any) -> N
     result = validate_object(large())
 
     assert load_contract("used_cars").version in (result.reason or "")
+
+
+# ------------------------------------------------------------- a job run that ended badly
+
+
+def ended(event: Any, job_run_id: str) -> dict[str, Any]:
+    """The sample "Glue Job State Change" (TIMEOUT) of the validation job, for ``job_run_id``."""
+    sample = event("validation_job_failed.json")
+    sample["detail"]["jobRunId"] = job_run_id
+    return sample
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from functions.validate.app import lambda_handler
+
+    return lambda_handler(event, context)
+
+
+@pytest.fixture
+def stored(glue: Any) -> RawObject:
+    """An uploaded object over the threshold (unversioned bucket), handed to the job."""
+    boto3.client("s3").put_object(Bucket=RAW, Key=KEY, Body=b"listing_id\n" * 100)
+    obj = large(version_id=None)
+    validate_object(obj)
+    return obj
+
+
+def test_a_job_run_that_timed_out_leaves_its_object_unreadable_with_glues_reason(
+    glue: Any, stored: RawObject, event: Any, lambda_context: Any
+) -> None:
+    # given the job run validating an object, killed at its timeout before recording it
+    (run,) = runs(glue)
+
+    # when its state change reaches the validate function
+    result = handler(ended(event, run["Id"]), lambda_context)
+
+    # then the object is recorded unreadable with the state and Glue's message, so its run
+    # (a lone upload) completes instead of waiting for a part that is not coming
+    assert result["outcome"] == "unreadable"
+    assert "ended TIMEOUT" in result["reason"] and "timed out after 60 minutes" in result["reason"]
+    item = completion.run_item(result["run_id"])
+    assert item["part_counts"][KEY]["outcome"] == "unreadable"
+    assert item["status"] == "SUCCEEDED" and item["completion"] == "emitted"
+    # and a second delivery of the same state change records nothing more
+    assert handler(ended(event, run["Id"]), lambda_context) == {"outcome": "already_recorded"}
+
+
+def test_a_job_run_that_recorded_its_object_is_left_alone(
+    glue: Any, stored: RawObject, event: Any, lambda_context: Any
+) -> None:
+    # given the job run recorded its object, then failed (the script re-raises after that)
+    from mlops.validation.delegation import mark_finished
+
+    (run,) = runs(glue)
+    run_id = run_id_for_object(KEY, stored.version)
+    mark_finished(run_id, KEY, run["Id"])
+
+    # when its FAILED state change arrives
+    result = handler(ended(event, run["Id"]), lambda_context)
+
+    # then nothing is recorded over what the job recorded
+    assert result == {"outcome": "already_recorded"}
+    assert KEY not in (completion.run_item(run_id).get("part_counts") or {})
+
+
+def test_the_end_of_a_run_for_an_older_version_changes_nothing(
+    glue: Any, stored: RawObject, event: Any, lambda_context: Any
+) -> None:
+    # given the key's object handed to a newer job run since (the ledger names that one)
+    (first,) = runs(glue)
+    run_id = run_id_for_object(KEY, stored.version)
+    state_manager.set_transition(
+        model_name="glue::job_run", transition={"progression": "immediate"}
+    )
+    glue.start_job_run(JobName=JOB, Arguments=first["Arguments"])
+    table = boto3.resource("dynamodb").Table("mlops-ledger")
+    table.update_item(
+        Key={"run_id": run_id, "stage": "validate"},
+        UpdateExpression="SET delegated.#k.job_run_id = :other",
+        ExpressionAttributeNames={"#k": KEY},
+        ExpressionAttributeValues={":other": "jr_newer"},
+    )
+
+    # when the first run's state change arrives
+    result = handler(ended(event, first["Id"]), lambda_context)
+
+    # then it is not that run's object any more: nothing is recorded
+    assert result == {"outcome": "already_recorded"}

@@ -13,6 +13,12 @@ idempotency record was saved) finds the run still going and starts no second one
 left is a crash between StartJobRun and that write: the retry starts a second run of the same
 object version, which writes the same files (keyed by the source key) and records the same part.
 
+The job marks the entry ``finished`` (its job run id) once it has recorded the object,
+whatever the outcome. A job run that ends without getting there (killed at its Timeout,
+stopped, failed before its own error handling ran) is caught by its "Glue Job State Change":
+``record_job_end`` records the object ``unreadable`` with Glue's state and message, so the run
+is never left waiting silently for a part that will not come.
+
 When Glue refuses the run (``ConcurrentRunsExceededException``: every run slot of the job is
 taken), ``GlueBusy`` is raised: the function fails, Lambda retries the event (its idempotency
 record is released on failure), and after the retries the event waits in the function's
@@ -23,16 +29,18 @@ threshold are the exception, and each run takes minutes).
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+from pydantic import BaseModel
 
 from mlops import ledger
 from mlops.clients import client, resource
 from mlops.observability import logger
 from mlops.settings import get_settings
-from mlops.validation.completion import STAGE, run_item
+from mlops.validation.completion import STAGE, closed_reason, run_item
 
 if TYPE_CHECKING:
     from mlops.contract import Contract
@@ -44,6 +52,15 @@ LIVE_STATES = ("STARTING", "RUNNING", "WAITING", "SUCCEEDED")
 
 class GlueBusy(RuntimeError):
     """Every run slot of the validation job is taken: raised so Lambda retries the event."""
+
+
+class JobRunEnded(BaseModel):
+    """The ``detail`` of a "Glue Job State Change" event (AWS's field names)."""
+
+    jobName: str
+    jobRunId: str
+    state: str
+    message: str = ""
 
 
 def job_arguments(obj: RawObject, dataset: str, run_id: str, ingest_date: str) -> dict[str, str]:
@@ -157,3 +174,58 @@ def _record(run_id: str, dataset: str, obj: RawObject, job_name: str, job_run_id
         },
         **common,
     )
+
+
+def mark_finished(run_id: str, key: str, job_run_id: str) -> None:
+    """The job has recorded its object: a later state change of its run has nothing to do."""
+    table = resource("dynamodb").Table(get_settings().require("ledger_table"))
+    # A failed condition: not this run's object any more (a newer version was delegated
+    # since), or a run started by hand. Nothing to mark either way.
+    with contextlib.suppress(table.meta.client.exceptions.ConditionalCheckFailedException):
+        table.update_item(
+            Key={"run_id": run_id, "stage": STAGE},
+            UpdateExpression="SET delegated.#k.finished = :id",
+            ConditionExpression="delegated.#k.job_run_id = :id",
+            ExpressionAttributeNames={"#k": key},
+            ExpressionAttributeValues={":id": job_run_id},
+        )
+
+
+def record_job_end(detail: JobRunEnded) -> ObjectResult | None:
+    """Record the object of a job run that ended without recording it; None if it did.
+
+    Only the run the ledger names for the key counts (an older version's run is nobody's
+    concern now), and only while it has not marked the entry finished.
+    """
+    from mlops.observability import bind_run
+    from mlops.validation import objects
+
+    glue_run = client("glue").get_job_run(JobName=detail.jobName, RunId=detail.jobRunId)["JobRun"]
+    arguments = glue_run.get("Arguments") or {}
+    obj = objects.RawObject(
+        bucket=arguments["--bucket"],
+        key=arguments["--key"],
+        version_id=arguments.get("--version_id"),
+        etag=arguments.get("--etag", ""),
+        size=int(arguments.get("--size") or 0) or None,
+        event_time=datetime.fromisoformat(arguments["--event_time"]),
+    )
+    run_id, dataset = arguments["--run_id"], arguments["--dataset"]
+    bind_run(run_id, dataset=dataset, object_key=obj.key, job_run_id=detail.jobRunId)
+    item = run_item(run_id)
+    entry = (item.get("delegated") or {}).get(obj.key) or {}
+    if entry.get("job_run_id") != detail.jobRunId or entry.get("finished") == detail.jobRunId:
+        logger.info(
+            "validation job run ended with its object recorded",
+            extra={"job_run_id": detail.jobRunId, "state": detail.state},
+        )
+        return None
+    closed = closed_reason(item, owner=f"{obj.key}#{obj.version}")
+    if closed:
+        result = objects._refuse(obj, dataset, run_id, closed)
+    else:
+        error = glue_run.get("ErrorMessage") or detail.message or "no message"
+        reason = f"validation job run {detail.jobRunId} ended {detail.state}: {error}"[:1000]
+        result = objects._unreadable(obj, dataset, run_id, arguments["--ingest_date"], None, reason)
+    mark_finished(run_id, obj.key, detail.jobRunId)
+    return result
