@@ -72,6 +72,17 @@ def listings() -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def mostly_invalid_json_lines() -> bytes:
+    """3,000 listings as JSON lines, three in five with a year out of range (over the
+    contract's max_invalid_share of 50 %), and a line that is not JSON."""
+    records = [
+        car(i, mileage=60000 + 37 * i, year=1890 if i % 5 < 3 else 2020) for i in range(1, ROWS + 1)
+    ]
+    lines = [json.dumps(r) for r in records]
+    lines[1200] = "{not json"
+    return ("\n".join(lines) + "\n").encode()
+
+
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[LocalCloud]:
     with LocalCloud(
@@ -109,16 +120,22 @@ def quarantined(cloud: LocalCloud, run_id: str) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def both(cloud: LocalCloud) -> dict[str, Any]:
-    """The same listings uploaded twice: as CSV over the threshold, as gzip under it."""
-    body = listings()
-    assert len(body) > THRESHOLD > len(gzip.compress(body))
-    large = put(cloud, "used_cars/large.csv", body)
-    small = put(cloud, "used_cars/small.csv.gz", gzip.compress(body))
-    assert cloud.wait_quiescent(timeout=150)
-    return {
-        "large": (large, "used_cars/large.csv"),
-        "small": (small, "used_cars/small.csv.gz"),
+    """The same listings uploaded twice: as CSV over the threshold, as gzip under it; and
+    mostly invalid listings as JSON lines over the threshold, and as gzip under it."""
+    uploads = {
+        "large": ("used_cars/large.csv", listings()),
+        "small": ("used_cars/small.csv.gz", gzip.compress(listings())),
+        "rejected_large": ("used_cars/rejected.jsonl", mostly_invalid_json_lines()),
+        "rejected_small": (
+            "used_cars/rejected.jsonl.gz",
+            gzip.compress(mostly_invalid_json_lines()),
+        ),
     }
+    for name, (_, body) in uploads.items():
+        assert (len(body) > THRESHOLD) == name.endswith("large"), name
+    runs = {name: (put(cloud, key, body), key) for name, (key, body) in uploads.items()}
+    assert cloud.wait_quiescent(timeout=150)
+    return runs
 
 
 def test_an_object_over_the_threshold_is_validated_by_the_glue_job(
@@ -178,3 +195,28 @@ def test_the_glue_path_quarantines_and_records_what_the_function_does(
     # and the lake agrees with the ledger for both
     assert_lake_matches_ledger(cloud, large_run)
     assert_lake_matches_ledger(cloud, small_run)
+
+
+def test_a_rejected_object_ends_in_quarantine_as_the_function_leaves_it(
+    cloud: LocalCloud, both: dict[str, Any]
+) -> None:
+    # given the same mostly invalid JSON lines validated by the job and by the function
+    (large_run, large_key), (small_run, small_key) = both["rejected_large"], both["rejected_small"]
+    large, small = report(cloud, large_run, large_key), report(cloud, small_run, small_key)
+    # then both reject the object for its share of invalid rows, with the same summary
+    assert large["status"] == small["status"] == "rejected"
+    assert "max_invalid_share" in large["rejection_reason"]
+    assert {k: large[k] for k in SUMMARY_KEYS} == {k: small[k] for k in SUMMARY_KEYS}
+    assert large["chunks"] == 3 and large["bad_lines"][0]["line"] == 1201
+    # and every row is in quarantine, the passing ones under object_rejected, none validated
+    rows = quarantined(cloud, large_run)
+    assert len(rows) == large["rows_in"] == ROWS
+    rejected_only = rows["failed_rules"] == "object_rejected"
+    assert rejected_only.sum() == large["rule_failures"]["object_rejected"] > 0
+    part = ledger_items(cloud, large_run)["validate"]["part_counts"][large_key]
+    assert (part["outcome"], part["rows_valid"], part["rows_quarantined"]) == (
+        "rejected",
+        0,
+        ROWS,
+    )
+    assert_lake_matches_ledger(cloud, large_run)
