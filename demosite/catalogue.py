@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -36,10 +37,13 @@ COLUMNS = (
     "posted_date",
     "price",
 )
+# The inputs of ``price_function``, in its argument order.
+PRICE_FEATURES = ("make", "model", "year", "mileage", "fuel", "transmission", "engine_size", "body")
 # Fields a seller may leave blank on the site (the price, identity and year are always shown).
 OPTIONAL_FIELDS = ("mileage", "transmission", "engine_size", "body", "posted_date")
 
 # model -> (price new in USD, usual body, usual engine litres)
+ModelTable = Mapping[str, Mapping[str, tuple[float, str, float]]]
 MODELS: dict[str, dict[str, tuple[float, str, float]]] = {
     "toyota": {
         "yaris": (18000, "hatchback", 1.3),
@@ -141,9 +145,11 @@ def price_function(
     transmission: str,
     engine_size: float | None,
     body: str,
+    *,
+    models: ModelTable = MODELS,
 ) -> float:
-    """The noiseless price of a car in USD."""
-    base, usual_body, usual_engine = MODELS[make][model]
+    """The noiseless price of a car in USD (``models`` may add models the site lists later)."""
+    base, usual_body, usual_engine = models[make][model]
     age = max(REFERENCE_YEAR - year, 0)
     # Age and mileage depreciate the model's price; a floor of value that never depreciates
     # keeps the age-by-model interaction mild enough to learn from a few thousand rows.
@@ -165,6 +171,9 @@ class Catalogue:
     published: dict[str, dict[str, Any]] = field(default_factory=dict)
     display: dict[str, dict[str, str]] = field(default_factory=dict)
     true_price: dict[str, float] = field(default_factory=dict)
+    # The Gaussian draw added to each true price: a listing keeps it when the market re-prices
+    # it (demosite.calendar), so published prices stay true price plus the same noise.
+    noise: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def generate(
@@ -176,37 +185,86 @@ class Catalogue:
         rng = random.Random(seed)
         catalogue = cls(seed=seed, noise_sigma=noise_sigma, listings=[])
         for index in range(1, listings + 1):
-            clean, true_price = _draw_car(rng, f"L{index:06d}", noise_sigma)
-            published, shown = _publish(rng, clean)
-            catalogue.listings.append(clean)
-            catalogue.true_price[clean["listing_id"]] = true_price
-            catalogue.published[clean["listing_id"]] = published
-            catalogue.display[clean["listing_id"]] = shown
+            clean, true_price, noise = _draw_car(rng, f"L{index:06d}", noise_sigma)
+            catalogue.add(clean, true_price, noise, *publish(rng, clean))
         return catalogue
+
+    def add(
+        self,
+        clean: dict[str, Any],
+        true_price: float,
+        noise: float,
+        published: dict[str, Any],
+        shown: dict[str, str],
+    ) -> None:
+        """Append one listing with its ground truth, published values and page strings."""
+        listing_id = clean["listing_id"]
+        self.listings.append(clean)
+        self.true_price[listing_id] = true_price
+        self.noise[listing_id] = noise
+        self.published[listing_id] = published
+        self.display[listing_id] = shown
 
     def ids(self) -> list[str]:
         return [listing["listing_id"] for listing in self.listings]
 
 
-def _draw_car(rng: random.Random, listing_id: str, noise_sigma: float) -> tuple[dict, float]:
-    make = rng.choice(sorted(MODELS))
-    model = rng.choice(sorted(MODELS[make]))
-    _, usual_body, usual_engine = MODELS[make][model]
-    age = min(int(rng.gammavariate(2.2, 3.2)), REFERENCE_YEAR - 1995)
+def features_of(listing: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``price_function`` arguments of a listing."""
+    return {name: listing[name] for name in PRICE_FEATURES}
+
+
+def noisy_price(true_price: float, noise: float) -> float:
+    """The asking price a seller sets: the true price plus noise, in whole dollars, floored."""
+    return float(max(round(true_price + noise), MIN_PRICE))
+
+
+def _draw_car(
+    rng: random.Random, listing_id: str, noise_sigma: float
+) -> tuple[dict[str, Any], float, float]:
+    """A clean listing, its true price and the noise drawn on top of it."""
+    clean = draw_listing(rng, listing_id)
+    true_price = price_function(**features_of(clean))
+    noise = rng.gauss(0.0, noise_sigma)
+    clean["price"] = noisy_price(true_price, noise)
+    return clean, true_price, noise
+
+
+def draw_listing(
+    rng: random.Random,
+    listing_id: str,
+    *,
+    pick: tuple[str, str] | None = None,
+    models: ModelTable = MODELS,
+    first_year: int = 1995,
+    posted: date | None = None,
+) -> dict[str, Any]:
+    """A clean listing without its price: a random car, or a ``pick`` (make, model) of ``models``.
+
+    ``first_year`` caps the age (a model launched recently has no older cars) and ``posted`` fixes
+    the posting date. The draws happen in a fixed order, so a seed always gives the same cars.
+    """
+    if pick is None:
+        make = rng.choice(sorted(models))
+        model = rng.choice(sorted(models[make]))
+    else:
+        make, model = pick
+    _, usual_body, usual_engine = models[make][model]
+    age = min(int(rng.gammavariate(2.2, 3.2)), REFERENCE_YEAR - first_year)
     year = REFERENCE_YEAR - age
     mileage = int(min(max(age, 0.3) * 10_500 * rng.lognormvariate(0, 0.35), 400_000))
     fuel = _draw_fuel(rng, model, year)
     transmission = "automatic" if rng.random() < (0.35 + 0.02 * (year - 1995)) else "manual"
+    engine_size: float | None
     if fuel == "electric":
         transmission, engine_size = "automatic", None
     else:
         engine = max(usual_engine, 1.0) + rng.choice((-0.4, -0.2, 0.0, 0.0, 0.2, 0.5))
         engine_size = round(min(max(engine, 0.8), 6.5), 1)
     body = usual_body if rng.random() < 0.8 else OTHER_BODIES.get(usual_body, usual_body)
-    posted = REFERENCE_DATE - timedelta(days=rng.randrange(0, 120))
-    true_price = price_function(make, model, year, mileage, fuel, transmission, engine_size, body)
-    price = float(max(round(true_price + rng.gauss(0.0, noise_sigma)), MIN_PRICE))
-    clean = {
+    if posted is None:
+        posted = REFERENCE_DATE - timedelta(days=rng.randrange(0, 120))
+    return {
         "listing_id": listing_id,
         "make": make,
         "model": model,
@@ -217,9 +275,8 @@ def _draw_car(rng: random.Random, listing_id: str, noise_sigma: float) -> tuple[
         "engine_size": engine_size,
         "body": body,
         "posted_date": posted.isoformat(),
-        "price": price,
+        "price": None,
     }
-    return clean, true_price
 
 
 def _draw_fuel(rng: random.Random, model: str, year: int) -> str:
@@ -233,7 +290,7 @@ def _draw_fuel(rng: random.Random, model: str, year: int) -> str:
     return "diesel" if roll > 0.7 else "petrol"
 
 
-def _publish(rng: random.Random, clean: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+def publish(rng: random.Random, clean: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """What the page shows for a listing: typed values a scraper should get, and their strings."""
     published = dict(clean)
     spellings = MAKE_SPELLINGS[clean["make"]]
@@ -255,7 +312,7 @@ def _publish(rng: random.Random, clean: dict[str, Any]) -> tuple[dict[str, Any],
         "model": clean["model"].title(),
         "year": str(published["year"]),
         "fuel": clean["fuel"].capitalize(),
-        "price": f"${published['price']:,.0f}",
+        "price": price_text(published["price"]),
     }
     if published["mileage"] is not None:
         miles = published["mileage"]
@@ -272,3 +329,8 @@ def _publish(rng: random.Random, clean: dict[str, Any]) -> tuple[dict[str, Any],
     # A scraper trims the text it reads, so the trailing spaces some sellers type stay on the page.
     published["make"] = published["make"].strip()
     return published, shown
+
+
+def price_text(price: float) -> str:
+    """How the site shows a price."""
+    return f"${price:,.0f}"

@@ -9,6 +9,12 @@ from demosite.catalogue import Catalogue
 PER_PAGE = 25
 ROBOTS_TXT = "User-agent: *\nDisallow: /admin/\n"
 
+# Page layouts: the usual markup, and a redesign (one calendar day, demosite.calendar) that moves
+# the price into other elements, so a site spec written for the usual markup finds no price.
+STANDARD = "standard"
+REDESIGN = "redesign"
+LAYOUTS = (STANDARD, REDESIGN)
+
 # Detail rows in page order: (field, label, CSS class of the <dd>).
 DETAIL_ROWS = (
     ("listing_id", "Listing ID", "listing-id"),
@@ -37,22 +43,29 @@ def _document(title: str, body: str) -> str:
     )
 
 
-def _card(shown: dict[str, str], href: str, extra_class: str = "") -> str:
+def _check(layout: str) -> None:
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r} (known: {', '.join(LAYOUTS)})")
+
+
+def _card(shown: dict[str, str], href: str, extra_class: str = "", layout: str = STANDARD) -> str:
     title = f"{shown['year']} {shown['make']} {shown['model']}"
     classes = f"card {extra_class}".strip()
+    price_class = "price" if layout == STANDARD else "amount"
     return (
         f'<li class="{classes}"><a class="listing-link" href="{escape(href)}">{escape(title)}</a>'
-        f' <span class="price">{escape(shown["price"])}</span></li>'
+        f' <span class="{price_class}">{escape(shown["price"])}</span></li>'
     )
 
 
-def index_page(catalogue: Catalogue, page: int) -> str | None:
+def index_page(catalogue: Catalogue, page: int, layout: str = STANDARD) -> str | None:
     """Index page ``page`` (1-based), or None past the last page.
 
     Every fifth page features the first listing of the previous page again (the same listing
     linked from two index pages), and every seventh page carries a staff preview link under
     /admin/ that robots.txt forbids.
     """
+    _check(layout)
     pages = page_count(catalogue)
     if not 1 <= page <= pages:
         return None
@@ -61,12 +74,14 @@ def index_page(catalogue: Catalogue, page: int) -> str | None:
     cards = []
     if page > 1 and page % 5 == 0:
         featured = ids[(page - 2) * PER_PAGE]
-        cards.append(_card(catalogue.display[featured], f"/listing/{featured}", "featured"))
+        cards.append(_card(catalogue.display[featured], f"/listing/{featured}", "featured", layout))
     for listing_id in chunk:
-        cards.append(_card(catalogue.display[listing_id], f"/listing/{listing_id}"))
+        cards.append(_card(catalogue.display[listing_id], f"/listing/{listing_id}", "", layout))
     if page % 7 == 1:
         preview = chunk[0]
-        cards.append(_card(catalogue.display[preview], f"/admin/preview/{preview}", "staff"))
+        cards.append(
+            _card(catalogue.display[preview], f"/admin/preview/{preview}", "staff", layout)
+        )
     nav = [f'<span class="page-number">Page {page} of {pages}</span>']
     if page > 1:
         nav.append(f'<a class="prev-page" rel="prev" href="/listings?page={page - 1}">Previous</a>')
@@ -83,8 +98,9 @@ def index_page(catalogue: Catalogue, page: int) -> str | None:
     return _document(f"Used cars - page {page}", body)
 
 
-def detail_page(catalogue: Catalogue, listing_id: str) -> str | None:
+def detail_page(catalogue: Catalogue, listing_id: str, layout: str = STANDARD) -> str | None:
     """The detail page of one listing, or None for an unknown id."""
+    _check(layout)
     shown = catalogue.display.get(listing_id)
     if shown is None:
         return None
@@ -94,10 +110,15 @@ def detail_page(catalogue: Catalogue, listing_id: str) -> str | None:
         if name in shown
     )
     title = f"{shown['year']} {shown['make']} {shown['model']}"
+    price = escape(shown["price"])
+    if layout == STANDARD:
+        price_markup = f'<p class="price">{price}</p>'
+    else:
+        price_markup = f'<div class="price-box"><span class="amount">{price}</span></div>'
     body = (
         f'<main><article class="listing" id="{escape(listing_id)}">\n'
         f'<h1 class="title">{escape(title)}</h1>\n'
-        f'<p class="price">{escape(shown["price"])}</p>\n'
+        f"{price_markup}\n"
         f'<dl class="specs">\n{rows}\n</dl>\n'
         f'<p><a class="admin" href="/admin/listing/{escape(listing_id)}/edit">Edit</a></p>\n'
         "</article></main>"
