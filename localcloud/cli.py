@@ -53,6 +53,31 @@ def _parser() -> argparse.ArgumentParser:
         "status", help="a run's stage timeline, dead letters and queue (latest run by default)"
     )
     status.add_argument("run_id", nargs="?")
+    cost = commands.add_parser(
+        "cost",
+        help="what each run would cost on AWS and what a month would, from the ledger's "
+        "measurements, the template's settings and a dated price table",
+    )
+    cost.add_argument("--run", dest="run_id", help="only this run")
+    cost.add_argument("--json", action="store_true", help="print one JSON object")
+    cost.add_argument(
+        "--requests-per-day",
+        type=float,
+        help="predictions a day priced on the endpoints (default 1000)",
+    )
+    cost.add_argument(
+        "--stage-name",
+        choices=["dev", "prod"],
+        help="price the template as `sam deploy --config-env` would deploy this stage "
+        "(default: the running local cloud's parameters, else dev)",
+    )
+    cost.add_argument("--runs-per-month", type=float, help="instead of the scrape schedule's rate")
+    cost.add_argument(
+        "--summary",
+        type=Path,
+        help="price the run(s) of a saved `mlops local run --json` output instead of the "
+        "running local cloud's ledger",
+    )
     redrive = commands.add_parser(
         "redrive", help="send dead-lettered events back to their functions (asynchronously)"
     )
@@ -134,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {
         "status": _status,
+        "cost": _cost,
         "redrive": _redrive,
         "invoke": _invoke,
         "approve": _model_command,
@@ -339,6 +365,8 @@ def _run(args: argparse.Namespace) -> int:
             summary = summarise(
                 outcome, noise_sigma=noise_sigma, prediction=prediction, web_page=web_page
             )
+            if outcome.run_id not in (None, "unknown"):
+                summary["cost"] = _run_cost(target.parameters, outcome.run_id, outcome.stages)
             if not state:
                 # Approval and the web page need a cloud that outlives the command.
                 gone = " (in a running `mlops local up`; this run's cloud is gone)"
@@ -446,8 +474,21 @@ def _status(args: argparse.Namespace) -> int:
     if not run_id:
         _echo("The ledger is empty: no run yet.")
         return 0
-    print(status_text(view, run_id, _dead_letters(cloud)))
+    cost = _run_cost(cloud.parameters, run_id, view.run(run_id))
+    print(status_text(view, run_id, _dead_letters(cloud), cost_line=cost.get("line")))
     return 0
+
+
+def _run_cost(parameters: dict[str, str], run_id: str, stages: Sequence[Any]) -> dict[str, Any]:
+    """A run's estimated AWS cost for its summary; never what makes the command fail."""
+    from localcloud import cost_report
+
+    try:
+        settings = cost_report.load_settings(PROJECT_ROOT, parameters)
+        line, cost = cost_report.run_cost_line(run_id, [s.as_dict() for s in stages], settings)
+    except Exception as exc:  # a price missing from the table, a template that won't load
+        return {"line": f"  cost on AWS: not estimated ({type(exc).__name__}: {exc})"}
+    return cost | {"line": line}
 
 
 def _dead_letters(cloud: Any) -> list[Any]:
@@ -463,9 +504,17 @@ def _dead_letters(cloud: Any) -> list[Any]:
         return []
 
 
-def status_text(view: Any, run_id: str, dead_letters: Sequence[Any] = (), now: Any = None) -> str:
-    """A run's timeline (with each failed object's reason), its dead-lettered events, the runs
-    waiting for a preparation slot, and dead letters that could not be tied to a run."""
+def status_text(
+    view: Any,
+    run_id: str,
+    dead_letters: Sequence[Any] = (),
+    now: Any = None,
+    *,
+    cost_line: str | None = None,
+) -> str:
+    """A run's timeline (with each failed object's reason), its estimated AWS cost, its
+    dead-lettered events, the runs waiting for a preparation slot, and dead letters that could
+    not be tied to a run."""
     items = view.run(run_id)
     lines = [f"Run {run_id}"]
     for item in items:
@@ -475,6 +524,8 @@ def status_text(view: Any, run_id: str, dead_letters: Sequence[Any] = (), now: A
             lines.append(f"      {outcome}: {key}  {why}".rstrip())
     if not items:
         lines.append("  (no stages recorded)")
+    elif cost_line:
+        lines.append(cost_line)
     mine = [letter for letter in dead_letters if letter.run_id == run_id]
     if mine:
         lines.append(
@@ -492,6 +543,53 @@ def status_text(view: Any, run_id: str, dead_letters: Sequence[Any] = (), now: A
             lines.append("Dead-lettered events without a run id:")
             lines += orphans
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- cost
+def _cost(args: argparse.Namespace) -> int:
+    from localcloud import cost_report
+    from mlops import costs
+
+    parameters: dict[str, str] | None = None
+    if args.summary:
+        try:
+            runs = cost_report.runs_from_summary(json.loads(args.summary.read_text()))
+        except (OSError, ValueError, AttributeError, TypeError) as exc:
+            _echo(f"mlops cost: cannot read a run summary from {args.summary}: {exc}")
+            return _EXIT_USAGE
+    else:
+        from localcloud.ledger_view import LedgerView
+        from localcloud.remote import RemoteCloud, live_state
+
+        state = live_state(PROJECT_ROOT)
+        if not state:
+            _echo(
+                "There is no local cloud running (start one with: mlops local up), or price a "
+                "saved run: mlops local run --json > run.json; mlops cost --summary run.json"
+            )
+            return _EXIT_NO_CLOUD
+        cloud = RemoteCloud(state)
+        view = LedgerView(cloud.client("dynamodb"), cloud.resources["RunLedgerTable"])
+        runs = cost_report.runs_from_view(view)
+        parameters = cloud.parameters
+    if args.run_id:
+        if args.run_id not in runs:
+            _echo(f"mlops cost: no run {args.run_id} recorded")
+            return _EXIT_USAGE
+        runs = {args.run_id: runs[args.run_id]}
+    if args.stage_name:
+        settings = cost_report.load_settings(PROJECT_ROOT, config_env=args.stage_name)
+    else:
+        settings = cost_report.load_settings(PROJECT_ROOT, parameters)
+    given = {"requests_per_day": args.requests_per_day}
+    assumptions = costs.Assumptions(**{k: v for k, v in given.items() if v is not None})
+    try:
+        data = cost_report.report(runs, settings, assumptions, runs_per_month=args.runs_per_month)
+    except costs.UnknownPrice as exc:
+        _echo(f"mlops cost: {exc}")
+        return 1
+    print(json.dumps(data) if args.json else cost_report.render(data))
+    return 0
 
 
 # ---------------------------------------------------------------------- redrive

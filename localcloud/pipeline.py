@@ -310,6 +310,8 @@ def render(summary: dict[str, Any]) -> str:
             f" baseline {_number(model.get('baseline'))},"
             f" champion {_number(model.get('champion'))})"
         )
+    if (summary.get("cost") or {}).get("line"):
+        lines.append(summary["cost"]["line"])
     if summary.get("endpoint"):
         endpoint = summary["endpoint"]
         lines.append(

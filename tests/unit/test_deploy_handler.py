@@ -134,6 +134,20 @@ def test_approved_package_creates_model_serverless_config_and_endpoint(
     assert deploy_stage(1)["status"] == "STARTED"
 
 
+def test_the_endpoint_carries_the_cost_allocation_tags_of_serving_and_its_run(
+    cloud, event, lambda_context
+) -> None:
+    # Given version 1 approved; when deploy creates the endpoint
+    register(cloud, 1)
+    deploy(event("model_package_approved"), lambda_context)
+    # then its hours can be split by cost allocation under serving and the run it serves
+    sagemaker = cloud["sagemaker"]
+    endpoint = sagemaker.describe_endpoint(EndpointName=ENDPOINT)
+    tags = sagemaker.list_tags(ResourceArn=endpoint["EndpointArn"])["Tags"]
+    assert {"Key": "mlops:stage", "Value": "serve"} in tags
+    assert {"Key": "mlops:run_id", "Value": RUNS[1]} in tags
+
+
 def test_in_prod_the_config_is_instance_backed_and_verification_adds_autoscaling(
     cloud, event, lambda_context, monkeypatch
 ) -> None:

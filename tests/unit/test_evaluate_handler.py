@@ -245,6 +245,21 @@ def test_completed_job_records_the_training_stage_as_succeeded(cloud, lambda_con
     assert item["model_data_url"] == detail["ModelArtifacts"]["S3ModelArtifacts"]
 
 
+def test_a_finished_job_records_what_sagemaker_bills_it_for(cloud, lambda_context) -> None:
+    # Given a completed spot training job whose state change carries its billable time
+    upload_model(cloud, evaluation_json())
+    detail = training_event()["detail"]
+
+    # when evaluate hears it
+    invoke(training_event(), lambda_context)
+
+    # then the train item carries what mlops.costs prices: billable seconds, instance, spot
+    item = stage(RUN_ID, "train")
+    assert item["billable_seconds"] == detail["BillableTimeInSeconds"]
+    assert item["instance_type"] == detail["ResourceConfig"]["InstanceType"]
+    assert item["spot"] is True
+
+
 def test_a_model_worse_than_the_baseline_is_registered_rejected_with_the_reason(
     cloud, lambda_context
 ) -> None:

@@ -82,6 +82,29 @@ def test_a_succeeded_job_records_prepare_with_the_manifest_counts(glue, event):
     assert item["glue_job_run_id"] == detail["jobRunId"]
 
 
+def test_a_finished_job_records_what_glue_bills_it_for(glue, event):
+    # Given a job run of 2 G.1X workers that Glue says ran for its ExecutionTime
+    glue.delete_job(JobName=JOB)
+    glue.create_job(
+        Name=JOB,
+        Role="arn:aws:iam::123456789012:role/glue",
+        Command={"Name": "glueetl", "ScriptLocation": "s3://artifacts/code/glue/prepare.py"},
+        WorkerType="G.1X",
+        NumberOfWorkers=2,
+    )
+    detail = started_run(glue, event, "glue_job_succeeded.json")
+    write_manifest()
+    described = glue.get_job_run(JobName=JOB, RunId=detail["jobRunId"])["JobRun"]
+
+    # when its state change is recorded
+    record_outcome(detail)
+
+    # then the prepare item carries the execution time and workers mlops.costs prices
+    item = prepare_item()
+    assert item["glue_execution_seconds"] == described["ExecutionTime"]
+    assert (item["glue_worker_type"], item["glue_workers"]) == ("G.1X", 2)
+
+
 def test_the_outcome_names_the_training_channels(glue, event):
     detail = started_run(glue, event, "glue_job_succeeded.json")
     write_manifest()

@@ -132,7 +132,25 @@ def test_job_is_tagged_with_its_lineage(env: dict[str, str]) -> None:
     tags = {
         t["Key"]: t["Value"] for t in boto3.client("sagemaker").list_tags(ResourceArn=arn)["Tags"]
     }
-    assert tags == {"run_id": RUN, "dataset": DATASET, "contract_version": "1.0.0", "stage": "dev"}
+    assert tags == {
+        "run_id": RUN,
+        "dataset": DATASET,
+        "contract_version": "1.0.0",
+        "stage": "dev",
+        "mlops:stage": "train",
+        "mlops:run_id": RUN,
+    }
+
+
+def test_job_carries_the_cost_allocation_tags_of_its_stage_and_run(env: dict[str, str]) -> None:
+    # Given a prepared run; when its training job is launched
+    launch(RUN, DATASET, "1.0.0")
+
+    # then AWS's cost allocation can file the job's instance hours under train and the run
+    arn = started_job()["TrainingJobArn"]
+    tags = boto3.client("sagemaker").list_tags(ResourceArn=arn)["Tags"]
+    assert {"Key": "mlops:stage", "Value": "train"} in tags
+    assert {"Key": "mlops:run_id", "Value": RUN} in tags
 
 
 def test_ledger_records_the_train_stage_started_with_the_job_name(env: dict[str, str]) -> None:

@@ -28,6 +28,8 @@ OUT_OF_SERVICE = "out_of_service"
 VARIANT = "AllTraffic"
 # What the deploy stage meant the endpoint to serve; the verification compares against it.
 INTENT_CONFIG, INTENT_RUN, INTENT_VERSION = "mlops:config", "mlops:run_id", "mlops:version"
+# The cost allocation stage of the endpoint's hours (mlops.naming.cost_tags).
+SERVING_COST_STAGE = "serve"
 # Instance-backed (prod) endpoints scale on invocations per instance within these bounds.
 # At least two: a blue/green canary "must be less than or equal to 50% of the variant's total
 # instance count" (SageMaker API Reference, TrafficRoutingConfig.CanarySize), so a one-instance
@@ -340,10 +342,13 @@ def _serve(
 
 
 def _intent_tags(config: str, run_id: str, version: int) -> list[dict[str, str]]:
+    # INTENT_RUN is also the cost allocation tag naming.COST_RUN_TAG: the endpoint's hours are
+    # split by the run whose model it serves; COST_STAGE_TAG files them under serving.
     return [
         {"Key": INTENT_CONFIG, "Value": config},
         {"Key": INTENT_RUN, "Value": run_id},
         {"Key": INTENT_VERSION, "Value": str(version)},
+        {"Key": naming.COST_STAGE_TAG, "Value": SERVING_COST_STAGE},
     ]
 
 

@@ -36,3 +36,15 @@ def model_name(dataset: str, version: int, stage: str) -> str:
 
 def endpoint_config_name(dataset: str, version: int, stage: str) -> str:
     return f"mlops-{_slug(dataset)}-{_slug(stage)}-v{version}"
+
+
+# Cost allocation tags (activate them in the Billing console to split cost by them): the
+# pipeline stage a resource bills for, and the run it bills for where a resource belongs to one.
+COST_STAGE_TAG = "mlops:stage"
+COST_RUN_TAG = "mlops:run_id"
+
+
+def cost_tags(stage: str, run_id: str | None = None) -> list[dict[str, str]]:
+    """``Tags`` of a resource created at run time, so cost splits by stage and run."""
+    tags = [{"Key": COST_STAGE_TAG, "Value": stage}]
+    return tags + ([{"Key": COST_RUN_TAG, "Value": run_id}] if run_id else [])

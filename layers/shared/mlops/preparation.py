@@ -360,6 +360,16 @@ def record_outcome(detail: GlueJobStateChange | dict[str, Any]) -> PreparationOu
     reason = None
     if not succeeded:
         reason = job_run.get("ErrorMessage") or change.message or f"Glue job run {change.state}"
+    # What Glue bills the run for (mlops.costs): its execution time and its workers.
+    billing = {
+        name: job_run[key]
+        for name, key in (
+            ("glue_execution_seconds", "ExecutionTime"),
+            ("glue_worker_type", "WorkerType"),
+            ("glue_workers", "NumberOfWorkers"),
+        )
+        if job_run.get(key) is not None
+    }
     ledger.finish(
         run_id,
         STAGE,
@@ -369,6 +379,7 @@ def record_outcome(detail: GlueJobStateChange | dict[str, Any]) -> PreparationOu
         glue_job_run_id=change.jobRunId,
         curated_prefix=curated,
         dataset=dataset,
+        **billing,
     )
     return PreparationOutcome(
         run_id=run_id,

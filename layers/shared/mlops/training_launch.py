@@ -192,6 +192,7 @@ def training_request(
             {"Key": "dataset", "Value": dataset},
             {"Key": "contract_version", "Value": contract_version},
             {"Key": "stage", "Value": settings.stage},
+            *naming.cost_tags(STAGE, run_id),
         ],
     }
     if settings.training_use_spot:

@@ -185,15 +185,31 @@ def _put(bucket: str, key: str, body: str, content_type: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
+def _billing(job: TrainingJobDetail) -> dict[str, Any]:
+    """What SageMaker bills the job for (mlops.costs), as far as its state change says."""
+    extra = job.model_extra or {}
+    resources = extra.get("ResourceConfig") or {}
+    billing = {
+        "billable_seconds": extra.get("BillableTimeInSeconds"),
+        "instance_type": resources.get("InstanceType"),
+        "instance_count": resources.get("InstanceCount"),
+        "spot": extra.get("EnableManagedSpotTraining"),
+    }
+    return {k: v for k, v in billing.items() if v is not None}
+
+
 def _training_failed(job: TrainingJobDetail, run_id: str, dataset: str) -> EvaluationOutcome:
     reason = job.FailureReason or f"training job {job.TrainingJobStatus.lower()}"
+    seconds = job.model_extra.get("TrainingTimeInSeconds") if job.model_extra else None
     ledger.finish(
         run_id,
         "train",
         ledger.Status.FAILED,
+        counts={"seconds": seconds} if seconds is not None else None,
         reason=reason,
         dataset=dataset,
         training_job_name=job.TrainingJobName,
+        **_billing(job),
     )
     ledger.finish(run_id, STAGE, ledger.Status.FAILED, reason=reason, dataset=dataset)
     notify(
@@ -220,6 +236,7 @@ def _training_succeeded(job: TrainingJobDetail, run_id: str, dataset: str) -> No
         dataset=dataset,
         training_job_name=job.TrainingJobName,
         model_data_url=job.ModelArtifacts.get("S3ModelArtifacts"),
+        **_billing(job),
     )
 
 
