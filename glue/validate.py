@@ -50,7 +50,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 REQUIRED = ("raw_path", "bucket", "key", "run_id", "dataset", "ingest_date", "event_time")
@@ -157,6 +158,7 @@ def spark_session() -> SparkSession:
         SparkSession.builder.appName("mlops-validate")
         .master(os.environ.get("MLOPS_SPARK_MASTER", "local[2]"))
         .config("spark.driver.memory", os.environ.get("MLOPS_SPARK_DRIVER_MEMORY", "2g"))
+        .config("spark.sql.shuffle.partitions", "4")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
@@ -169,21 +171,31 @@ def spark_session() -> SparkSession:
 
 
 # ------------------------------------------------------------------------------ cutting
-def chunk_starts(total: int, first: int, size: int, quote_lines: Sequence[int]) -> list[int]:
-    """The line index each partition starts at: every ``size`` lines from ``first``, moved
-    past a quoted value spanning lines (the lines after an odd-quote line, up to and
-    including the next one, continue a record)."""
+def piece_bounds(
+    total: int, first: int, size: int, quote_lines: Sequence[int]
+) -> list[tuple[int, int, int]]:
+    """Where each piece starts, per block of ``size`` lines from ``first``: (block, start,
+    before) rows for a join on a line's block, ``(idx - first) // size``.
+
+    A block's piece starts at the block's first line, unless that line continues a quoted value
+    spanning lines (the lines after an odd-quote line, up to and including the next one): then
+    it starts after the value's last line. A line of the block before that start belongs to the
+    piece before (``before``). A piece is named by its first line; blocks whose start moved
+    past the object's end have ``start == total`` (none of their lines is at or after it).
+    """
     opens = list(quote_lines[0::2])
     closes = list(quote_lines[1::2]) + ([total] if len(quote_lines) % 2 else [])
-    starts: list[int] = []
-    at = first
-    while at < total:
-        starts.append(at)
-        at += size
-        span = bisect.bisect_left(opens, at) - 1
-        if span >= 0 and opens[span] < at <= closes[span]:
-            at = closes[span] + 1
-    return starts
+    bounds: list[tuple[int, int, int]] = []
+    previous = -1
+    for block, nominal in enumerate(range(first, total, size)):
+        start = nominal
+        span = bisect.bisect_left(opens, nominal) - 1
+        if span >= 0 and opens[span] < nominal <= closes[span]:
+            start = min(closes[span] + 1, total)
+        bounds.append((block, start, previous))
+        if start > previous and start < total:
+            previous = start
+    return bounds
 
 
 def json_bad_lines(lines: Sequence[str], first: int) -> list[Any]:
@@ -211,7 +223,7 @@ def json_bad_lines(lines: Sequence[str], first: int) -> list[Any]:
 
 # --------------------------------------------------------------------------- partitions
 def check_partitions(config: dict[str, Any]) -> Callable[[Iterator[pd.DataFrame]], Any]:
-    """The ``mapInPandas`` function: each partition read, checked, written; one summary row."""
+    """The ``mapInPandas`` function: each piece read, checked, written; one summary row each."""
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         # Executors are other processes (other hosts on Glue): settings travel in the closure.
@@ -219,9 +231,11 @@ def check_partitions(config: dict[str, Any]) -> Callable[[Iterator[pd.DataFrame]
         frames = [batch for batch in batches if len(batch)]
         if not frames:
             return
-        part = pd.concat(frames, ignore_index=True).sort_values("idx", kind="stable")
-        summary = check_piece(part, config)
-        yield pd.DataFrame({"chunk": [int(part["chunk"].iloc[0])], "summary": [summary]})
+        # A partition holds whole pieces (partitioned by piece), maybe more than one.
+        part = pd.concat(frames, ignore_index=True).sort_values(["chunk", "idx"], kind="stable")
+        for chunk, piece in part.groupby("chunk", sort=True):
+            summary = check_piece(piece.reset_index(drop=True), config)
+            yield pd.DataFrame({"chunk": [int(chunk)], "summary": [summary]})
 
     return run
 
@@ -354,7 +368,8 @@ def _write(result: Any, chunk: int, config: dict[str, Any]) -> list[str]:
     obj = _raw_object(config)
     contract = _contract(config)
     settings = config["environment"]
-    prefix = f"{config['prefix']}{chunk:06d}-"
+    # The piece's first line, padded: file names sort in object order (the CSV for people).
+    prefix = f"{config['prefix']}{chunk:012d}-"
     ingest_time = obj.event_time.astimezone(timezone.utc).replace(tzinfo=None)
     columns: list[str] = []
     if result.rows_valid:
@@ -384,9 +399,9 @@ def _write(result: Any, chunk: int, config: dict[str, Any]) -> list[str]:
 
 # ------------------------------------------------------------------------------- driver
 def pieces(spark: SparkSession, path: str, base: str, size: int) -> tuple[Any, str, int]:
-    """The object as a DataFrame of (chunk, idx, line), one partition per piece; the CSV
-    header; the number of pieces."""
-    sc = spark.sparkContext
+    """The object as a DataFrame of (chunk, idx, line), each piece in one partition; the CSV
+    header; the number of pieces. Lines are numbered and cut in the JVM: no line goes through
+    Python before the piece that holds it is checked."""
     if base == "parquet":
         meta = _parquet_file(path).metadata
         groups: list[list[int]] = [[]]
@@ -398,41 +413,63 @@ def pieces(spark: SparkSession, path: str, base: str, size: int) -> tuple[Any, s
             groups[-1].append(index)
             rows += meta.row_group(index).num_rows
         found = [(i, -1, ",".join(map(str, g))) for i, g in enumerate(groups) if g]
-        rdd = sc.parallelize(found, max(len(found), 1))
-        return spark.createDataFrame(rdd, LINES), "", len(found)
+        if not found:
+            return None, "", 0
+        frame = spark.createDataFrame(found, LINES).repartition(len(found), "chunk")
+        return frame, "", len(found)
 
-    numbered = spark.read.text(path).rdd.map(lambda row: row.value).zipWithIndex()
-    numbered = numbered.map(lambda pair: (pair[1], pair[0])).cache()
+    numbered = numbered_lines(spark, path).persist()
     total = numbered.count()
     quotes: list[int] = []
     first = 0
     header = ""
     if base == "csv":
-        quotes = sorted(
-            numbered.filter(lambda pair: pair[1].count('"') % 2 == 1)
-            .keys()
-            .take(MAX_QUOTE_LINES + 1)
-        )
+        odd = (F.length("line") - F.length(F.regexp_replace("line", '"', ""))) % 2 == 1
+        found_quotes = numbered.where(odd).select("idx").limit(MAX_QUOTE_LINES + 1).collect()
+        quotes = sorted(row["idx"] for row in found_quotes)
         if len(quotes) > MAX_QUOTE_LINES:
             quotes = []
         # The header is the first record: more than one line if a quoted name spans lines.
         first = 1
         if quotes[:1] == [0]:
             first = (quotes[1] if len(quotes) > 1 else total) + 1
-        lines = numbered.filter(lambda pair, end=first: pair[0] < end).collect()
-        header = "\n".join(line for _, line in sorted(lines)).lstrip("\ufeff")
-    starts = chunk_starts(total, first, size, quotes)
-    if not starts:
+        lines = sorted(numbered.where(F.col("idx") < first).collect(), key=lambda r: r["idx"])
+        header = "\n".join(row["line"] for row in lines).lstrip("\ufeff")
+    bounds = piece_bounds(total, first, size, quotes)
+    count = len({start for _, start, _ in bounds if start < total})
+    if not count:
         return None, header, 0
-    bounds = sc.broadcast(starts)
-    keyed = numbered.filter(lambda pair, start=first: pair[0] >= start).map(
-        lambda pair: (bisect.bisect_right(bounds.value, pair[0]) - 1, pair)
+    table = spark.createDataFrame(bounds, "block long, start long, before long")
+    block = F.floor((F.col("idx") - first) / size).cast("long")
+    frame = (
+        numbered.where(F.col("idx") >= first)
+        .withColumn("block", block)
+        .join(F.broadcast(table), "block")
+        .select(
+            F.when(F.col("idx") >= F.col("start"), F.col("start"))
+            .otherwise(F.col("before"))
+            .alias("chunk"),
+            "idx",
+            "line",
+        )
+        .repartition(count, "chunk")
     )
-    # One partition per piece, so mapInPandas sees each piece whole.
-    placed = keyed.partitionBy(len(starts), lambda chunk: chunk).map(
-        lambda item: (item[0], item[1][0], item[1][1])
-    )
-    return spark.createDataFrame(placed, LINES), header, len(starts)
+    return frame, header, count
+
+
+def numbered_lines(spark: SparkSession, path: str) -> Any:
+    """The object's lines with their 0-based index (``idx``, ``line``), in the object's order.
+
+    Numbered in the JVM by the sequence column pandas-on-Spark's default index uses (Spark 3.4+;
+    Glue 5.0 runs 3.5); through ``rdd.zipWithIndex`` (every line through Python) without it.
+    """
+    text = spark.read.text(path)
+    try:
+        sequenced = DataFrame(text._jdf.toDF().withSequenceColumn("idx"), spark)
+    except Exception:  # py4j's error for a JVM without it: fall back, slower, same numbers
+        pairs = text.rdd.map(lambda row: row.value).zipWithIndex()
+        return spark.createDataFrame(pairs.map(lambda p: (p[1], p[0])), "idx long, line string")
+    return sequenced.select(F.col("idx").cast("long"), F.col("value").alias("line"))
 
 
 def tally(summaries: list[dict[str, Any]], contract: Any) -> Any:
