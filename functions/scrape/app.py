@@ -1,7 +1,9 @@
 """Scrape: the schedule's "Scheduled Event" crawls the configured site into the raw zone.
 
 A crawl that needs longer than one invocation hands over with a "Scrape Continues" event,
-which this function also receives: the next invocation resumes the crawl's checkpoint.
+which this function also receives: the next invocation resumes the crawl's checkpoint. A crawl
+stopped because the site's pages no longer match its spec returns normally (recorded FAILED and
+notified): Lambda's retries would only fetch the same broken pages again.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlops.observability import bind_run, logger, metrics, tracer
 from mlops.runs import new_run_id
-from mlops.scraping import ScrapeRequest, ScrapeSkipped, run_scrape
+from mlops.scraping import ScrapeRequest, ScrapeSkipped, ScrapeStopped, run_scrape
 from mlops.scraping.continuation import CONTINUES, ScrapeContinuation, continue_crawl
 from mlops.scraping.run import ScrapeContinued
 
@@ -92,6 +94,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "dataset": result.dataset,
             "skipped": True,
             "reason": result.reason,
+        }
+    if isinstance(result, ScrapeStopped):
+        # Failed, but not an error to retry: the reason is in the ledger and people were told.
+        metrics.add_metric(name="ScrapeRunsFailed", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="ScrapeRunsStopped", unit=MetricUnit.Count, value=1)
+        return {
+            "run_id": result.run_id,
+            "dataset": result.dataset,
+            "stopped": True,
+            "reason": result.reason,
+            "pages_read": result.pages_read,
+            "pages_broken": result.pages_broken,
         }
     if isinstance(result, ScrapeContinued):
         metrics.add_metric(name="ScrapeContinuations", unit=MetricUnit.Count, value=1)

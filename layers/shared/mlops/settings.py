@@ -46,6 +46,12 @@ class Settings(BaseModel):
     validation_glue_min_bytes: int | None = Field(default=None, ge=1)
     validation_glue_job_name: str | None = None
     politeness_delay_seconds: float = Field(default=0.0, ge=0)
+    # A crawl stops (FAILED, nothing landed, a notification) once more than this share of the
+    # detail pages it read lack a required field: the site's layout no longer matches the spec,
+    # and landing the rest would train on a skewed sample. 1 never stops (a share cannot exceed
+    # it). Judged only after scrape_broken_min_pages pages, so a few bad listings first do not.
+    scrape_max_broken_share: float = Field(default=0.5, gt=0, le=1)
+    scrape_broken_min_pages: int = Field(default=20, ge=1)
     training_role_arn: str | None = None
     training_image_uri: str | None = None
     training_instance_type: str = "ml.m5.large"

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from mlops.scraping.crawl import CrawlStats, ScrapeError, crawl
 from mlops.scraping.fetch import Fetcher, FetchError
-from mlops.scraping.run import ScrapeRequest, ScrapeResult, ScrapeSkipped, run_scrape
+from mlops.scraping.run import (
+    ScrapeRequest,
+    ScrapeResult,
+    ScrapeSkipped,
+    ScrapeStopped,
+    run_scrape,
+)
 from mlops.scraping.spec import SiteSpec, SpecError, load_spec, parse_spec
 
 __all__ = [
@@ -15,6 +21,7 @@ __all__ = [
     "ScrapeRequest",
     "ScrapeResult",
     "ScrapeSkipped",
+    "ScrapeStopped",
     "SiteSpec",
     "SpecError",
     "crawl",

@@ -12,7 +12,9 @@ Under ``scrape/checkpoints/<run_id>/``:
 
 After landing, ``state.json`` is marked landed, so a late retry of the same event returns
 the landed run instead of crawling again; the artifacts bucket's lifecycle rule expires the
-checkpoint (template.yaml, ``expire-crawl-checkpoints``).
+checkpoint (template.yaml, ``expire-crawl-checkpoints``). A crawl stopped because its pages no
+longer match the spec (``mlops.scraping.breakage``) is marked stopped the same way: a retry or
+a duplicate event reports the stop again and never fetches another page.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class CrawlState:
     # Records after the last sealed part (a part sealed on size leaves the next one over).
     unsealed: list[str] = field(default_factory=list)
     landed: dict[str, Any] | None = None
+    # Set when the crawl was stopped for good (a broken layout): what the stop reported.
+    stopped: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self) | {
@@ -145,4 +149,10 @@ class Checkpoints:
         """After landing: the state says so. Parts and visits are left to the artifacts
         bucket's lifecycle rule (deleting thousands of visits would eat the landing time)."""
         state.landed = result
+        self.save(state)
+
+    def mark_stopped(self, state: CrawlState, stop: dict[str, Any]) -> None:
+        """The crawl ends here without landing. Its parts stay in the checkpoint (never in the
+        raw zone) until the lifecycle rule expires them, like a landed crawl's."""
+        state.stopped = stop
         self.save(state)

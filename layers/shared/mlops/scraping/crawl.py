@@ -43,6 +43,9 @@ class CrawlStats:
     duplicate_links: int = 0
     disallowed_links: int = 0
     capped_by: str | None = None
+    # Required field -> detail pages that lacked it (``items_failed`` counts the pages); the
+    # crawl's layout check (``mlops.scraping.breakage``) names them when it stops a crawl.
+    missing_required: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,6 +53,10 @@ class CrawlStats:
     def add(self, delta: dict[str, int]) -> None:
         for name, value in delta.items():
             setattr(self, name, getattr(self, name) + value)
+
+    def add_missing(self, fields: list[str]) -> None:
+        for name in fields:
+            self.missing_required[name] = self.missing_required.get(name, 0) + 1
 
 
 @dataclass
@@ -88,7 +95,7 @@ class PageVisit:
 
     An index visit carries the detail links it queued and the next index page; a detail
     visit carries its record (or None when the page failed). ``stats`` holds the counts the
-    visit adds.
+    visit adds, ``missing`` the required fields a detail page lacked.
     """
 
     kind: Literal["index", "detail"]
@@ -97,6 +104,7 @@ class PageVisit:
     links: list[str] = field(default_factory=list)
     next_index: str | None = None
     record: dict[str, Any] | None = None
+    missing: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,6 +117,7 @@ class PageVisit:
 def apply(visit: PageVisit, frontier: Frontier, stats: CrawlStats) -> None:
     """Move ``frontier`` and ``stats`` past ``visit`` (live, and when replaying a log)."""
     stats.add(visit.stats)
+    stats.add_missing(visit.missing)
     if visit.kind == "index":
         frontier.seen_index.append(visit.url)
         frontier.pending.extend(visit.links)
@@ -275,6 +284,7 @@ def _detail_visit(url: str, spec: SiteSpec, fetcher: Fetcher) -> PageVisit:
         return visit
     except ItemError as error:
         _count(visit.stats, "items_failed")
+        visit.missing = list(error.fields)
         logger.warning("item not extracted", extra={"url": url, "error": str(error)})
         return visit
     if field_errors:

@@ -17,7 +17,11 @@ class PageError(ValueError):
 
 
 class ItemError(ValueError):
-    """A detail page whose required fields are missing or unparseable."""
+    """A detail page whose required fields are missing or unparseable (``fields`` names them)."""
+
+    def __init__(self, message: str, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.fields = fields
 
 
 def parse_html(content: bytes, url: str) -> Any:
@@ -71,10 +75,10 @@ def extract_item(document: Any, spec: SiteSpec) -> tuple[dict[str, Value], list[
             record[name] = parse_value(select_first(document, field), field)
         except ParseError as error:
             if name in spec.required:
-                raise ItemError(f"required field {name}: {error}") from error
+                raise ItemError(f"required field {name}: {error}", (name,)) from error
             field_errors.append(f"{name}: {error}")
             record[name] = None
     absent = [name for name in spec.required if record.get(name) is None]
     if absent:
-        raise ItemError(f"required fields missing: {', '.join(absent)}")
+        raise ItemError(f"required fields missing: {', '.join(absent)}", tuple(absent))
     return record, field_errors

@@ -8,6 +8,11 @@ write) before its first request and gives it back at the end; a run that finds t
 is recorded SKIPPED with the reason and returns without crawling. Each invocation of a
 continuing crawl takes the lease again (same owner, so it is renewed); it outlives one
 invocation, so a crashed crawl blocks its site only until the lease expires.
+
+A crawl whose detail pages no longer match the spec (``mlops.scraping.breakage``: more than
+SCRAPE_MAX_BROKEN_SHARE of them lack a required field) stops early: nothing lands, the stage
+is FAILED with the share in its reason, people are notified, and ``ScrapeStopped`` is returned
+rather than raised, because a changed layout is not transient (a retry would refetch the site).
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlops import ledger
 from mlops.ledger import Status
+from mlops.notifications import notify
 from mlops.observability import logger
+from mlops.scraping.breakage import Breakage, pages_read
 from mlops.scraping.checkpoint import Checkpoints, CrawlState
 from mlops.scraping.crawl import CrawlStats, Frontier, ScrapeError, visits
 from mlops.scraping.fetch import Fetcher
@@ -84,6 +91,22 @@ class ScrapeSkipped(BaseModel):
     held_until: str
 
 
+class ScrapeStopped(BaseModel):
+    """A crawl stopped early because its detail pages no longer match the site spec: the stage
+    is FAILED, nothing landed in the raw zone, and people were notified."""
+
+    run_id: str
+    dataset: str
+    source: str
+    site_spec: str
+    reason: str
+    pages_read: int
+    pages_broken: int
+    missing_required: dict[str, int]
+    max_broken_share: float
+    invocations: int
+
+
 def site_of(url: str) -> str:
     """The site a crawl of ``url`` hits (scheme and host:port), the unit of one-at-a-time."""
     parts = urlsplit(url)
@@ -110,7 +133,7 @@ def run_scrape(
     *,
     sleep: Callable[[float], None] = time.sleep,
     continue_with: Callable[[str, str], None] | None = None,
-) -> ScrapeResult | ScrapeSkipped | ScrapeContinued:
+) -> ScrapeResult | ScrapeSkipped | ScrapeContinued | ScrapeStopped:
     """Crawl the site of ``request`` into the raw zone; ledger FAILED and re-raise on any failure.
 
     The spec is loaded and validated before any request. The crawl checkpoints as it goes
@@ -120,7 +143,8 @@ def run_scrape(
     ``continue_with(run_id, dataset)`` (the handler emits the event that starts the next
     invocation) and returns ``ScrapeContinued``; without it, it lands what it has. Nothing
     lands unless the crawl finishes; parts go first and the manifest last. While another run
-    holds the site's lease nothing is fetched: the run is recorded SKIPPED.
+    holds the site's lease nothing is fetched: the run is recorded SKIPPED. A crawl whose pages
+    lack required fields past the settings' bound stops without landing (``ScrapeStopped``).
     """
     settings = get_settings()
     bucket = settings.require("raw_bucket")
@@ -137,6 +161,9 @@ def run_scrape(
             landed = ScrapeResult.model_validate(state.landed)
             _record_landed(landed, state)
             return landed
+        if state is not None and state.stopped is not None:
+            # A retry (or a duplicate event) of a stopped crawl: report again, fetch nothing.
+            return _report_stopped(state)
         if state is None and request.continuation:
             raise ScrapeError(f"run {request.run_id} has no crawl checkpoint to continue")
         if state is None:
@@ -150,7 +177,8 @@ def run_scrape(
         known.update(dataset=dataset, source=source)
         lease = ledger.claim_lease(lease_name(site_of(source)), request.run_id, LEASE_SECONDS)
     except Exception as error:
-        _record_failure(request.run_id, state.stats if state else CrawlStats(), error, known)
+        if state is None or state.stopped is None:  # a stop's reason stands; its report failed
+            _record_failure(request.run_id, state.stats if state else CrawlStats(), error, known)
         raise
     if not lease.won:
         return _skipped(request.run_id, dataset, source, lease)
@@ -174,6 +202,7 @@ def run_scrape(
     # Saved before the first request: a killed invocation is counted, and its retry resumes.
     checkpoints.save(state)
     handed_over = False
+    breakage = Breakage.from_settings(settings)
     try:
         buffer = PartBuffer(request.part_max_records, request.part_max_bytes)
         buffer.restore(state.unsealed)
@@ -181,6 +210,9 @@ def run_scrape(
             if visit.record is not None:
                 buffer.add(visit.record)
         _keep_sealed(checkpoints, state, buffer)
+        # Judged before any request too: an invocation may have died between the deciding
+        # page's log entry and the stop, and its retry must not fetch on.
+        broken = breakage.judge(state.stats)
         politeness = (
             request.politeness_delay_seconds
             if request.politeness_delay_seconds is not None
@@ -188,25 +220,47 @@ def run_scrape(
         )
         with Fetcher(spec.http, spec.user_agent, politeness, sleep=sleep) as fetcher:
             fetcher.resume_after(state.last_request_at)
+            pages = visits(
+                spec,
+                fetcher,
+                state.frontier,
+                max_pages=request.max_pages or settings.max_pages,
+                max_items=request.max_items or settings.max_items,
+                stats=state.stats,
+                deadline=deadline,
+            )
             try:
-                for visit in visits(
-                    spec,
-                    fetcher,
-                    state.frontier,
-                    max_pages=request.max_pages or settings.max_pages,
-                    max_items=request.max_items or settings.max_items,
-                    stats=state.stats,
-                    deadline=deadline,
-                ):
+                for visit in pages if broken is None else ():
                     checkpoints.log(state, visit)
                     if visit.record is not None:
                         buffer.add(visit.record)
                         _keep_sealed(checkpoints, state, buffer)
+                    if visit.kind == "detail":
+                        broken = breakage.judge(state.stats)
+                        if broken is not None:
+                            break
             finally:
                 state.requests += fetcher.requests_made
                 state.retries += fetcher.retries
                 state.last_request_at = fetcher.last_request_wall_time
         stats = state.stats
+        if broken is not None:
+            stop = ScrapeStopped(
+                run_id=request.run_id,
+                dataset=dataset,
+                source=source,
+                site_spec=request.spec_uri or settings.site_spec_uri or DEFAULT_SPEC_URI,
+                reason=broken,
+                pages_read=pages_read(stats),
+                pages_broken=stats.items_failed,
+                missing_required=stats.missing_required,
+                max_broken_share=breakage.max_share,
+                invocations=state.invocations,
+            )
+            # Saved before anyone is told: a retry or a duplicate event of this run finds the
+            # crawl stopped and repeats the report, never the fetching.
+            checkpoints.mark_stopped(state, stop.model_dump(mode="json"))
+            return _report_stopped(state)
         unfinished = not state.frontier.done and stats.capped_by is None
         if unfinished and continue_with is not None:
             buffer.seal()
@@ -247,7 +301,8 @@ def run_scrape(
             )
         result = _land(bucket, checkpoints, state, buffer, spec.name)
     except Exception as error:
-        _record_failure(request.run_id, state.stats, error, known)
+        if state.stopped is None:  # a stop's reason stands; only its report failed
+            _record_failure(request.run_id, state.stats, error, known)
         raise
     finally:
         if not handed_over:
@@ -270,6 +325,51 @@ def _record_landed(result: ScrapeResult, state: CrawlState) -> None:
     logger.info(
         "scrape landed", extra={"manifest_key": result.manifest_key, **state.stats.as_dict()}
     )
+
+
+def _report_stopped(state: CrawlState) -> ScrapeStopped:
+    """Record a stopped crawl FAILED, then tell people; repeated as is by a retry.
+
+    The ledger goes first so the reason is on record even if the publish fails; a failed
+    publish raises, and Lambda's retry (which finds the checkpoint stopped) reports again.
+    """
+    assert state.stopped is not None
+    stop = ScrapeStopped.model_validate(state.stopped)
+    stats = state.stats
+    ledger.finish(
+        stop.run_id,
+        STAGE,
+        Status.FAILED,
+        counts=_counts(stats, parts=0)
+        | {"records": 0, "records_discarded": stats.records}
+        | {"pages_read": stop.pages_read, "pages_broken": stop.pages_broken},
+        reason=stop.reason,
+        dataset=stop.dataset,
+        source=stop.source,
+        invocations=stop.invocations,
+        missing_required=stop.missing_required,
+        stopped_early=True,
+    )
+    notify(
+        f"Scrape of {stop.dataset} stopped: site layout changed?",
+        f"The crawl of {stop.source} (run {stop.run_id}) stopped early: {stop.reason}.\n"
+        "Nothing landed in the raw zone, so nothing was validated, prepared, trained or "
+        "deployed: the model in production is unchanged.\n"
+        f"Compare a detail page with the selectors of the site spec {stop.site_spec} and fix "
+        "the spec; the next scheduled scrape uses it.",
+        run_id=stop.run_id,
+        dataset=stop.dataset,
+        source=stop.source,
+        site_spec=stop.site_spec,
+        pages_read=stop.pages_read,
+        pages_broken=stop.pages_broken,
+        missing_required=stop.missing_required,
+    )
+    logger.error(
+        "scrape stopped early: pages lack required fields",
+        extra={"reason": stop.reason, **stats.as_dict()},
+    )
+    return stop
 
 
 def _keep_sealed(checkpoints: Checkpoints, state: CrawlState, buffer: PartBuffer) -> None:
