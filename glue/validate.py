@@ -524,8 +524,15 @@ def validate(spark: SparkSession, args: JobArgs, obj: Any, contract: Any) -> Non
     frame, header, count = pieces(spark, args.raw_path, base, args.partition_lines)
     if frame is None:
         raise UnreadableObject("empty object: no records")
+    # Executors on other hosts need the driver's region for their clients (awswrangler's).
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        import boto3
+
+        region = boto3.session.Session().region_name
+    environment = args.environment | ({"AWS_DEFAULT_REGION": region} if region else {})
     config = {
-        "environment": args.environment,
+        "environment": environment,
         "format": base,
         "path": args.raw_path,
         "header": header,

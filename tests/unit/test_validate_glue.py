@@ -175,3 +175,29 @@ def test_pieces_add_up_as_the_function_adds_its_chunks() -> None:
     assert summary["missing_optional_columns"] == ["mileage"]
     assert summary["null_share_over_tolerance"]["year"]["share"] == round(100 / 1850, 4)
     assert len(summary["bad_lines"]) == 100 and summary["bad_lines"][0]["line"] == 1100
+
+
+def test_a_parquet_object_is_cut_by_row_groups_and_read_by_the_functions_reader(
+    spark: Any, tmp_path: Path
+) -> None:
+    # given a parquet object of five row groups of 10 rows, one column nested
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from glue.validate import _read_piece
+
+    table = pa.table(
+        {"listing_id": [f"L{n:06d}" for n in range(50)], "tags": [[n, n + 1] for n in range(50)]}
+    )
+    path = tmp_path / "cars.parquet"
+    pq.write_table(table, path, row_group_size=10)
+
+    # when it is cut into pieces of at most 20 rows, and each piece is read
+    frame, _, count = pieces(spark, str(path), "parquet", 20)
+    config = {"format": "parquet", "path": str(path)}
+    read = [_read_piece(piece, config) for _, piece in frame.toPandas().groupby("chunk")]
+
+    # then whole row groups make each piece, read as the function reads parquet
+    assert count == 3
+    assert [len(r[0]) for r in read] == [20, 20, 10]
+    assert read[0][0]["tags"].iloc[1] == "[1, 2]" and read[0][2] is False
