@@ -4,10 +4,11 @@ The validate function hands an object stored over ``VALIDATION_GLUE_MIN_BYTES`` 
 (``mlops.validation.delegation``). The job runs the function's own code on pieces of it:
 
 * Spark reads the object's lines (a ``.gz`` one decompressed by Hadoop's codec), numbers them
-  (``zipWithIndex``: line numbers in reports and quarantine are the object's) and cuts them
-  into partitions of ``--partition_lines`` lines. A CSV partition starts on a record: lines
-  inside a quoted value that spans lines (an odd number of ``"`` opens or closes one) never
-  begin a partition, and each partition gets the header. A parquet object is cut by row groups.
+  in the JVM (line numbers in reports and quarantine are the object's) and cuts them into
+  pieces of ``--partition_lines`` lines, each checked whole in one partition. A CSV piece
+  starts on a record: lines inside a quoted value that spans lines (an odd number of ``"``
+  opens or closes one) never begin a piece, and each piece gets the header. A parquet object
+  is cut by row groups.
 * In ``mapInPandas`` each partition is parsed by ``mlops.validation.readers.read_object`` and
   checked by ``mlops.validation.checks.check_frame``, the function's reader and checks, and
   writes its valid rows to the validated zone and its invalid rows to quarantine, with the
@@ -67,6 +68,9 @@ SETTINGS = {
 # A partition of this many lines is a few tens of MB of text: well within a G.1X worker's
 # memory while parsed and checked several times over.
 PARTITION_LINES = 200_000
+# The function's byte cap (MAX_DECOMPRESSED_BYTES) bounds one invocation; a piece is bounded
+# by its lines or row groups instead.
+UNCAPPED = 2**62
 # Lines with an odd number of quotes open or close a value spanning lines; a file with more
 # of them (stray inch marks, say) is cut without regard to them past this many.
 MAX_QUOTE_LINES = 1_000_000
@@ -311,7 +315,8 @@ def _read_piece(part: pd.DataFrame, config: dict[str, Any]) -> tuple[Any, list[A
         pq.write_table(table, buffer)
         body = buffer.getvalue()
         # The reader's own parquet path (nested columns as JSON text), on these row groups.
-        read = read_object(body, "piece.parquet", max_bytes=len(body) * 64 + 1)
+        # A piece is bounded by its rows (--partition_lines), not by the function's byte cap.
+        read = read_object(body, "piece.parquet", max_bytes=UNCAPPED)
         return read.frame, [], False
     lines = part["line"].tolist()
     if not any(line.strip() for line in lines):
@@ -325,7 +330,7 @@ def _read_piece(part: pd.DataFrame, config: dict[str, Any]) -> tuple[Any, list[A
         body = ("\n".join(lines) + "\n").encode()
         shift = first
     try:
-        read = read_object(body, f"piece.{base}", max_bytes=len(body) + 1)
+        read = read_object(body, f"piece.{base}", max_bytes=UNCAPPED)
     except UnreadableObject:
         if base != "jsonl":
             raise
@@ -358,7 +363,7 @@ def _raw_object(config: dict[str, Any]) -> Any:
 
 
 def _write(result: Any, chunk: int, config: dict[str, Any]) -> list[str]:
-    """This piece's rows, as the function's ``_write_rows`` writes them (no catalog: the
+    """This piece's rows, as the function's ``_append_rows`` writes them (no catalog: the
     driver registers the partition once); the valid rows' columns."""
     import awswrangler as wr
 
