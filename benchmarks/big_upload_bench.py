@@ -30,6 +30,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 # Run as a script, the repository root is not on the path; the generator and the lake check
@@ -40,7 +41,12 @@ if str(ROOT) not in sys.path:
 from benchmarks.used_cars_upload import contract_yaml, write_csv  # noqa: E402
 from localcloud.cloud import LocalCloud  # noqa: E402
 from localcloud.ledger_view import LedgerView, StageItem  # noqa: E402
-from localcloud.pipeline import follow, sample_prediction, upload_dataset  # noqa: E402
+from localcloud.pipeline import (  # noqa: E402
+    follow,
+    sample_prediction,
+    summarise,
+    upload_dataset,
+)
 
 TARGET_SECONDS = 15 * 60
 STAGES = ("validate", "prepare", "train", "evaluate", "deploy")
@@ -48,10 +54,12 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 class TreeMemory:
-    """Peak summed RSS of this process and its descendants, sampled from /proc."""
+    """Summed RSS of this process and its descendants, sampled from /proc: the peak, and the
+    samples (monotonic time, bytes) so a stage's window can be looked at."""
 
     def __init__(self, every: float = 0.5) -> None:
         self.peak = 0
+        self.samples: list[tuple[float, int]] = []
         self._every = every
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -66,8 +74,15 @@ class TreeMemory:
 
     def _sample(self) -> None:
         while not self._done.is_set():
-            self.peak = max(self.peak, tree_rss(os.getpid()))
+            rss = tree_rss(os.getpid())
+            self.samples.append((time.perf_counter(), rss))
+            self.peak = max(self.peak, rss)
             self._done.wait(self._every)
+
+    def peak_between(self, start: float, end: float) -> int | None:
+        """The highest sample from ``start`` to ``end`` (perf_counter seconds)."""
+        window = [rss for moment, rss in self.samples if start <= moment <= end]
+        return max(window) if window else None
 
 
 def tree_rss(root: int) -> int:
@@ -127,6 +142,15 @@ def _offset(moment: str | None, since: datetime) -> float | None:
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
+
+
+def _metric(scores: Any, metric: str | None) -> str:
+    value = scores.get(metric) if isinstance(scores, dict) else scores
+    return f"{value:,.1f}" if isinstance(value, int | float) else str(value)
+
+
+def _gib(value: int | None) -> str:
+    return "-" if value is None else f"{value / 2**30:.2f}"
 
 
 def main() -> int:
@@ -190,8 +214,16 @@ def main() -> int:
     print(f"\nrun {run_id}: {'OK' if outcome.ok else 'FAILED'} ({outcome.finished})")
     # "step": from the previous stage's end to this one's, hand-offs included (the validate
     # record opens only when its last object is done, so its own time says little).
-    print(f"{'stage':<18} {'status':<10} {'step s':>8} {'own s':>8} {'ended at s':>11}  counts")
-    print(f"{'upload (put)':<18} {'':<10} {uploaded:>8.1f} {'':>8} {uploaded:>11.1f}")
+    # "peak GiB": the process tree's highest RSS during the step (the cloud, moto's objects and
+    # every child process included), so the stage's own footprint is at most that.
+    print(
+        f"{'stage':<18} {'status':<10} {'step s':>8} {'own s':>8} {'ended at s':>11} "
+        f"{'peak GiB':>9}  counts"
+    )
+    print(
+        f"{'upload (put)':<18} {'':<10} {uploaded:>8.1f} {'':>8} {uploaded:>11.1f} "
+        f"{_gib(memory.peak_between(clock, clock + uploaded)):>9}"
+    )
     previous: float | None = 0.0
     for name in STAGES:
         item = stages.get(name)
@@ -200,11 +232,14 @@ def main() -> int:
             continue
         ended = _offset(item.ended_at, since)
         step = ended - previous if ended is not None and previous is not None else None
+        during = None
+        if ended is not None and previous is not None:
+            during = memory.peak_between(clock + previous, clock + ended)
         previous = ended
         counts = " ".join(f"{k}={v}" for k, v in item.counts.items())
         print(
             f"{name:<18} {item.status:<10} {_seconds(step):>8} {_seconds(item.seconds):>8} "
-            f"{_seconds(ended):>11}  {counts}"
+            f"{_seconds(ended):>11} {_gib(during):>9}  {counts}"
         )
         if item.status == "FAILED":
             print(f"{'':<18} reason: {item.short_reason[:200]}")
@@ -214,6 +249,14 @@ def main() -> int:
     verdict = "within" if outcome.ok and total <= TARGET_SECONDS else "NOT within"
     print(f"total {total:,.1f}s ({verdict} the {TARGET_SECONDS // 60}-minute target)")
     print(f"peak RSS of the process tree: {peak / 2**30:,.2f} GiB")
+    model = summarise(outcome).get("model")
+    if model:
+        metric = model.get("metric")
+        print(
+            f"model: version {model.get('model_package_version')} {model.get('decision')}; "
+            f"test {metric} candidate {_metric(model.get('candidate'), metric)}, "
+            f"baseline {_metric(model.get('baseline'), metric)}"
+        )
     if lake_problem:
         problems.append(f"lake: {lake_problem}")
     lake = "" if args.no_lake_check else " and lake"
