@@ -87,7 +87,7 @@ demo: $(VENV)/.installed ## Run the whole pipeline on the local cloud, ending in
 up: $(VENV)/.installed ## Start the local cloud, demo site and web app until Ctrl-C
 	$(VENV)/bin/mlops local up
 
-bench: $(VENV)/.installed ## Benchmarks (figures against baselines; not tests): BENCH=validation|scrape|prepare|web|strictness
+bench: $(VENV)/.installed ## Benchmarks (figures against baselines; not tests): BENCH=validation|scrape|prepare|web|strictness; opt-in: validation_scale (100 MB-2 GB objects, minutes)
 	@for b in $${BENCH:-scrape validation prepare web strictness}; do echo "== benchmarks/$${b}_bench.py"; \
 	  PYTHONPATH=.:layers/shared:training $(PY) benchmarks/$${b}_bench.py || exit 1; done
 
