@@ -47,7 +47,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -202,29 +202,6 @@ def piece_bounds(
     return bounds
 
 
-def json_bad_lines(lines: Sequence[str], first: int) -> list[Any]:
-    """Every non-blank line of a JSON-lines piece with no JSON object in it, as bad lines.
-
-    The reader's reasons, for a piece the reader refuses whole ("no line is a JSON object"):
-    in a larger object the other pieces may still hold records.
-    """
-    from mlops.validation.readers import KEPT_LINE_TEXTS, MAX_LINE_TEXT, BadLine
-
-    bad = []
-    for offset, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            reason = f"not JSON: {getattr(exc, 'msg', exc)}"
-        else:
-            reason = f"not a JSON object but {type(record).__name__}"
-        text = line[:MAX_LINE_TEXT] if len(bad) < KEPT_LINE_TEXTS else ""
-        bad.append(BadLine(first + offset + 1, reason, text))
-    return bad
-
-
 # --------------------------------------------------------------------------- partitions
 def check_partitions(config: dict[str, Any]) -> Callable[[Iterator[pd.DataFrame]], Any]:
     """The ``mapInPandas`` function: each piece read, checked, written; one summary row each."""
@@ -248,13 +225,13 @@ def check_piece(part: pd.DataFrame, config: dict[str, Any]) -> str:
     """Read, check and write one partition; its summary as JSON."""
     import pyarrow as pa
 
-    from mlops.validation.checks import REPORTED_BAD_LINES, check_frame
-    from mlops.validation.readers import BadLine, UnreadableObject
+    from mlops.validation.checks import check_frame
+    from mlops.validation.readers import UnreadableObject
 
     chunk = int(part["chunk"].iloc[0])
     summary: dict[str, Any] = {"chunk": chunk}
     try:
-        frame, bad, text = _read_piece(part, config)
+        frame, bad, text = read_piece(part, config)
         if frame is None:
             return json.dumps(summary | _empty())
         # No piece is judged on its own numbers: the driver judges the object (Tally). A
@@ -274,25 +251,10 @@ def check_piece(part: pd.DataFrame, config: dict[str, Any]) -> str:
         reason = f"could not be validated: {type(exc).__name__}: {exc}"[:1000]
         return json.dumps(summary | {"unreadable": reason})
     valid_columns = _write(result, chunk, config)
-    lines: list[BadLine] = result.bad_lines
     return json.dumps(
         summary
-        | {
-            "rows_in": result.rows_in,
-            "rows_valid": result.rows_valid,
-            "rows_quarantined": result.rows_quarantined,
-            "rule_failures": result.rule_failures,
-            "columns": sorted(map(str, frame.columns)),
-            "unexpected_columns": result.unexpected_columns,
-            "missing_optional_columns": result.missing_optional_columns,
-            "null_counts": result.null_counts,
-            "normalised": result.normalised,
-            "missing_markers": result.missing_markers,
-            # A report lists the first 100 bad lines; the rest are counted.
-            "bad_lines": [[b.line, b.reason] for b in lines[:REPORTED_BAD_LINES]],
-            "bad_line_count": len(lines),
-            "valid_columns": valid_columns,
-        }
+        | result.counts()
+        | {"columns": sorted(map(str, frame.columns)), "valid_columns": valid_columns}
     )
 
 
@@ -300,10 +262,10 @@ def _empty() -> dict[str, Any]:
     return {"rows_in": 0, "rows_valid": 0, "rows_quarantined": 0}
 
 
-def _read_piece(part: pd.DataFrame, config: dict[str, Any]) -> tuple[Any, list[Any], bool]:
+def read_piece(part: pd.DataFrame, config: dict[str, Any]) -> tuple[Any, list[Any], bool]:
     """The piece's frame (None: nothing in it), its bad lines (object line numbers), and
     whether it is text (where missing-value markers apply)."""
-    from mlops.validation.readers import BadLine, UnreadableObject, read_object
+    from mlops.validation.readers import BadLine, read_object
 
     base = config["format"]
     if base == "parquet":
@@ -329,12 +291,7 @@ def _read_piece(part: pd.DataFrame, config: dict[str, Any]) -> tuple[Any, list[A
     else:
         body = ("\n".join(lines) + "\n").encode()
         shift = first
-    try:
-        read = read_object(body, f"piece.{base}", max_bytes=UNCAPPED)
-    except UnreadableObject:
-        if base != "jsonl":
-            raise
-        return pd.DataFrame(), json_bad_lines(lines, first), True
+    read = read_object(body, f"piece.{base}", max_bytes=UNCAPPED, piece=True)
     bad = [BadLine(b.line + shift, b.reason, b.text) for b in read.bad_lines]
     return read.frame, bad, True
 
@@ -363,43 +320,23 @@ def _raw_object(config: dict[str, Any]) -> Any:
 
 
 def _write(result: Any, chunk: int, config: dict[str, Any]) -> list[str]:
-    """This piece's rows, as the function's ``_append_rows`` writes them (no catalog: the
-    driver registers the partition once); the valid rows' columns."""
-    import awswrangler as wr
+    """This piece's rows, as the function writes a chunk's (without the catalog: the driver
+    registers the partition once); the valid rows' columns."""
+    from mlops.settings import get_settings
+    from mlops.validation.objects import append_rows
 
-    from mlops import lake
-    from mlops.validation.objects import _athena_types, _with_lineage
-
-    obj = _raw_object(config)
-    contract = _contract(config)
-    settings = config["environment"]
-    # The piece's first line, padded: file names sort in object order (the CSV for people).
-    prefix = f"{config['prefix']}{chunk:012d}-"
-    ingest_time = obj.event_time.astimezone(timezone.utc).replace(tzinfo=None)
-    columns: list[str] = []
-    if result.rows_valid:
-        valid = _with_lineage(result.valid, obj, config["run_id"], ingest_time)
-        valid["ingest_date"] = config["ingest_date"]
-        columns = [str(c) for c in valid.columns]
-        wr.s3.to_parquet(
-            valid,
-            path=lake.validated_path(settings["VALIDATED_BUCKET"], config["dataset"]),
-            dataset=True,
-            mode="append",
-            partition_cols=["ingest_date", "run_id"],
-            dtype=_athena_types(contract, valid),
-            filename_prefix=prefix,
-        )
-    if result.rows_quarantined:
-        wr.s3.to_parquet(
-            _with_lineage(result.invalid, obj, config["run_id"], ingest_time),
-            path=lake.quarantine_rows_path(settings["QUARANTINE_BUCKET"], config["dataset"]),
-            dataset=True,
-            mode="append",
-            partition_cols=["run_id"],
-            filename_prefix=prefix,
-        )
-    return columns
+    return append_rows(
+        _raw_object(config),
+        result,
+        config["dataset"],
+        config["run_id"],
+        config["ingest_date"],
+        _contract(config),
+        # The piece's number, padded: file names sort in object order (the CSV for people).
+        f"{config['prefix']}{chunk:012d}-",
+        get_settings(),
+        catalog=False,
+    )
 
 
 # ------------------------------------------------------------------------------- driver
@@ -479,31 +416,12 @@ def numbered_lines(spark: SparkSession, path: str) -> Any:
 
 def tally(summaries: list[dict[str, Any]], contract: Any) -> Any:
     """The pieces' summaries added up in object order, as the function adds its chunks."""
-    from mlops.validation.checks import CheckResult, Tally
-    from mlops.validation.readers import BadLine
+    from mlops.validation.checks import Tally
 
     total = Tally(contract)
     for s in sorted(summaries, key=lambda s: s["chunk"]):
-        if not s.get("rows_in"):
-            continue  # blank lines only
-        reported = [BadLine(line, reason) for line, reason in s["bad_lines"]]
-        # Tally counts a piece's rows read as rows_in less its bad lines: the lines past the
-        # reported ones stand in as one shared placeholder (8 bytes each in the list).
-        unreported = [BadLine(0, "")] * (s["bad_line_count"] - len(reported))
-        total.add(
-            CheckResult(
-                valid=pd.DataFrame(index=pd.RangeIndex(s["rows_valid"])),
-                invalid=pd.DataFrame(index=pd.RangeIndex(s["rows_quarantined"])),
-                rows_in=s["rows_in"],
-                rule_failures=s["rule_failures"],
-                unexpected_columns=s["unexpected_columns"],
-                missing_optional_columns=s["missing_optional_columns"],
-                normalised=s["normalised"],
-                missing_markers=s["missing_markers"],
-                bad_lines=reported + unreported,
-                null_counts=s["null_counts"],
-            )
-        )
+        if s.get("rows_in"):  # else blank lines only
+            total.add_counts(s)
     return total
 
 
@@ -525,7 +443,7 @@ def validate(spark: SparkSession, args: JobArgs, obj: Any, contract: Any) -> Non
     from mlops.validation.readers import UnreadableObject, check_format
 
     base = check_format(obj.key).removesuffix(".gz")
-    prefix = objects._forget_earlier(obj, args.dataset, args.run_id, args.ingest_date)
+    prefix = objects.forget_earlier(obj, args.dataset, args.run_id, args.ingest_date)
     frame, header, count = pieces(spark, args.raw_path, base, args.partition_lines)
     if frame is None:
         raise UnreadableObject("empty object: no records")
@@ -566,7 +484,7 @@ def validate(spark: SparkSession, args: JobArgs, obj: Any, contract: Any) -> Non
     if rejection:
         # As the function leaves a rejected object: every row in quarantine, the passing
         # ones under object_rejected. The pieces are checked again as rejected.
-        objects._forget_earlier(obj, args.dataset, args.run_id, args.ingest_date)
+        objects.forget_earlier(obj, args.dataset, args.run_id, args.ingest_date)
         run_pieces(frame, config | {"rejection": rejection})
     else:
         _register(summaries, args, contract)
@@ -574,7 +492,7 @@ def validate(spark: SparkSession, args: JobArgs, obj: Any, contract: Any) -> Non
     if summary["rows_quarantined"]:
         _quarantined_csv(obj, args, contract, prefix)
     outcome = "rejected" if rejection else "validated"
-    report = objects._report(obj, args.dataset, args.run_id, contract, outcome, rejection)
+    report = objects.report_body(obj, args.dataset, args.run_id, contract, outcome, rejection)
     report |= summary | {
         "chunks": count,
         "duplicate_keys_checked": DUPLICATE_SCOPE if count > 1 else "across the object",
@@ -584,8 +502,8 @@ def validate(spark: SparkSession, args: JobArgs, obj: Any, contract: Any) -> Non
             "partition_lines": args.partition_lines,
         },
     }
-    report_key = objects._put_report(args.dataset, args.run_id, obj, report)
-    objects._finish(
+    report_key = objects.put_report(args.dataset, args.run_id, obj, report)
+    objects.finish(
         obj,
         args.dataset,
         args.run_id,
@@ -604,13 +522,13 @@ def _register(summaries: list[dict[str, Any]], args: JobArgs, contract: Any) -> 
     import awswrangler as wr
 
     from mlops import lake
-    from mlops.validation.objects import _athena_types
+    from mlops.validation.objects import athena_types
 
     columns = next((s["valid_columns"] for s in summaries if s.get("valid_columns")), None)
     if not columns:
         return
     partitions = ("ingest_date", "run_id")
-    types = _athena_types(contract, pd.DataFrame(columns=columns))
+    types = athena_types(contract, pd.DataFrame(columns=columns))
     columns_types = {c: types[c] for c in columns if c not in partitions}
     root = lake.validated_path(args.environment["VALIDATED_BUCKET"], args.dataset)
     database = args.environment["GLUE_DATABASE"]
@@ -641,11 +559,8 @@ def _quarantined_csv(obj: Any, args: JobArgs, contract: Any, prefix: str) -> Non
     """The first 10,000 quarantined rows as CSV for people, read back in piece order."""
     import awswrangler as wr
 
-    from mlops import lake
     from mlops.clients import client
-    from mlops.contract import NUMERIC_TYPES
-    from mlops.validation.objects import CSV_ROWS
-    from mlops.validation.spreadsheet import to_csv
+    from mlops.validation.objects import CSV_ROWS, put_quarantined_csv
 
     quarantine = args.environment["QUARANTINE_BUCKET"]
     listed = client("s3").get_paginator("list_objects_v2")
@@ -663,14 +578,7 @@ def _quarantined_csv(obj: Any, args: JobArgs, contract: Any, prefix: str) -> Non
         rows += len(frame)
         if rows >= CSV_ROWS:
             break
-    invalid = pd.concat(frames, ignore_index=True).head(CSV_ROWS)
-    numeric = [name for name, spec in contract.columns.items() if spec.type in NUMERIC_TYPES]
-    client("s3").put_object(
-        Bucket=quarantine,
-        Key=lake.quarantined_rows_csv_key(args.dataset, args.run_id, obj.key),
-        Body=to_csv(invalid, numeric_columns=numeric),
-        ContentType="text/csv; charset=utf-8",
-    )
+    put_quarantined_csv(obj, args.dataset, args.run_id, contract, frames)
 
 
 def _version_state(obj: Any) -> str:
@@ -714,7 +622,7 @@ def main(argv: Sequence[str]) -> None:
     # The run may have closed while the job waited to start: refused like a late object.
     closed = closed_reason(run_item(args.run_id), owner=f"{obj.key}#{obj.version}")
     if closed:
-        objects._refuse(obj, args.dataset, args.run_id, closed)
+        objects.refuse(obj, args.dataset, args.run_id, closed)
         _finished(args)
         return
     state = _version_state(obj)
@@ -723,8 +631,8 @@ def main(argv: Sequence[str]) -> None:
         logger.warning("object version superseded before the job ran: nothing validated")
         return
     if state == "missing":
-        objects._forget_earlier(obj, args.dataset, args.run_id, args.ingest_date)
-        objects._finish(
+        objects.forget_earlier(obj, args.dataset, args.run_id, args.ingest_date)
+        objects.finish(
             obj,
             args.dataset,
             args.run_id,
@@ -740,12 +648,12 @@ def main(argv: Sequence[str]) -> None:
         contract = load_contract(args.dataset)
         validate(spark_session(), args, obj, contract)
     except (ContractError, UnreadableObject) as exc:
-        objects._unreadable(obj, args.dataset, args.run_id, args.ingest_date, contract, str(exc))
+        objects.unreadable(obj, args.dataset, args.run_id, args.ingest_date, contract, str(exc))
     except Exception as exc:
         # Never lose the object: record why it was not validated, then fail the job run.
         logger.exception("validation job failed")
         reason = f"could not be validated: {type(exc).__name__}: {exc}"[:1000]
-        objects._unreadable(obj, args.dataset, args.run_id, args.ingest_date, contract, reason)
+        objects.unreadable(obj, args.dataset, args.run_id, args.ingest_date, contract, reason)
         _finished(args)
         raise
     _finished(args)

@@ -12,14 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from glue.validate import (
     ValidationJobFailed,
-    json_bad_lines,
     parse_args,
     piece_bounds,
     pieces,
+    read_piece,
     tally,
 )
 from mlops.contract import bundled_contract
@@ -96,8 +97,14 @@ def test_a_value_open_to_the_end_keeps_the_rest_in_one_piece() -> None:
 
 
 def test_a_json_piece_without_any_object_is_all_bad_lines_numbered_in_the_object() -> None:
-    bad = json_bad_lines(["{oops", "", "42"], first=9)
+    # given a piece of JSON lines starting at the object's line 10, none of them an object
+    part = pd.DataFrame({"chunk": [3] * 3, "idx": [9, 10, 11], "line": ["{oops", "", "42"]})
 
+    # when read
+    frame, bad, text = read_piece(part, {"format": "jsonl"})
+
+    # then no record, and each line is a bad line under its number in the object
+    assert frame.empty and text
     assert [(b.line, b.reason) for b in bad] == [
         (10, "not JSON: Expecting property name enclosed in double quotes"),
         (12, "not a JSON object but int"),
@@ -139,6 +146,7 @@ def test_pieces_add_up_as_the_function_adds_its_chunks() -> None:
         "missing_optional_columns": ["mileage"],
         "normalised": {"make": 2},
         "missing_markers": {},
+        "rejection_reason": None,
     }
     first = common | {
         "chunk": 1,
@@ -184,7 +192,7 @@ def test_a_parquet_object_is_cut_by_row_groups_and_read_by_the_functions_reader(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from glue.validate import _read_piece
+    from glue.validate import read_piece
 
     table = pa.table(
         {"listing_id": [f"L{n:06d}" for n in range(50)], "tags": [[n, n + 1] for n in range(50)]}
@@ -195,7 +203,7 @@ def test_a_parquet_object_is_cut_by_row_groups_and_read_by_the_functions_reader(
     # when it is cut into pieces of at most 20 rows, and each piece is read
     frame, _, count = pieces(spark, str(path), "parquet", 20)
     config = {"format": "parquet", "path": str(path)}
-    read = [_read_piece(piece, config) for _, piece in frame.toPandas().groupby("chunk")]
+    read = [read_piece(piece, config) for _, piece in frame.toPandas().groupby("chunk")]
 
     # then whole row groups make each piece, read as the function reads parquet
     assert count == 3

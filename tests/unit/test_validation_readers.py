@@ -232,3 +232,11 @@ except TooLarge:
 
     # then the peak grew by about the cap, not the 64 MiB the stream expands to
     assert int(out) < 16 * 1024**2, out
+
+
+def test_a_piece_of_a_larger_object_with_no_json_object_is_its_bad_lines() -> None:
+    # given JSON lines where no line is an object, read as a piece of a larger object
+    read = read_object(b"{bad\n42\n", "ds/piece.jsonl", piece=True)
+    # then they are bad lines (the other pieces may hold records), not an unreadable object
+    assert read.frame.empty
+    assert [b.line for b in read.bad_lines] == [1, 2]

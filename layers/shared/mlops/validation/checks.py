@@ -83,6 +83,23 @@ class CheckResult:
     def rows_quarantined(self) -> int:
         return len(self.invalid)
 
+    def counts(self) -> dict[str, Any]:
+        """What ``Tally`` adds up of this result, JSON-ready: counts, not rows."""
+        return {
+            "rows_in": self.rows_in,
+            "rows_valid": self.rows_valid,
+            "rows_quarantined": self.rows_quarantined,
+            "rejection_reason": self.rejection_reason,
+            "rule_failures": self.rule_failures,
+            "unexpected_columns": self.unexpected_columns,
+            "missing_optional_columns": self.missing_optional_columns,
+            "normalised": self.normalised,
+            "missing_markers": self.missing_markers,
+            "null_counts": self.null_counts,
+            "bad_lines": [[b.line, b.reason] for b in self.bad_lines[:REPORTED_BAD_LINES]],
+            "bad_line_count": len(self.bad_lines),
+        }
+
     def summary(self) -> dict[str, Any]:
         """The JSON-ready part of a validation report."""
         return {
@@ -265,26 +282,30 @@ class Tally:
     judged: str | None = None
 
     def add(self, result: CheckResult) -> None:
+        self.add_counts(result.counts())
+
+    def add_counts(self, counts: dict[str, Any]) -> None:
+        """Add a chunk's ``CheckResult.counts()`` (a Spark piece sends them to its driver)."""
         self.chunks += 1
-        self.judged = result.rejection_reason
-        self.rows_in += result.rows_in
-        self.rows_valid += result.rows_valid
-        self.rows_quarantined += result.rows_quarantined
-        self.rule_failures.update(result.rule_failures)
-        self.unexpected_columns.update(result.unexpected_columns)
+        self.judged = counts["rejection_reason"]
+        self.rows_in += counts["rows_in"]
+        self.rows_valid += counts["rows_valid"]
+        self.rows_quarantined += counts["rows_quarantined"]
+        self.rule_failures.update(counts["rule_failures"])
+        self.unexpected_columns.update(counts["unexpected_columns"])
         # Absent from the object: absent from every chunk (a JSON key may come and go).
-        missing = set(result.missing_optional_columns)
+        missing = set(counts["missing_optional_columns"])
         if self.missing_optional_columns is None:
             self.missing_optional_columns = missing
         else:
             self.missing_optional_columns &= missing
-        self.normalised.update(result.normalised)
-        self.missing_markers.update(result.missing_markers)
-        room = REPORTED_BAD_LINES - len(self.bad_lines)
-        self.bad_lines += result.bad_lines[: max(room, 0)]
-        self.nulls.update(result.null_counts)
-        read = result.rows_in - len(result.bad_lines)
-        self.rows_with_column.update(dict.fromkeys(result.null_counts, read))
+        self.normalised.update(counts["normalised"])
+        self.missing_markers.update(counts["missing_markers"])
+        room = max(REPORTED_BAD_LINES - len(self.bad_lines), 0)
+        self.bad_lines += [BadLine(line, reason) for line, reason in counts["bad_lines"][:room]]
+        self.nulls.update(counts["null_counts"])
+        read = counts["rows_in"] - counts["bad_line_count"]
+        self.rows_with_column.update(dict.fromkeys(counts["null_counts"], read))
 
     def rejection(self) -> str | None:
         """Why the whole object is rejected (``min_rows``, ``max_invalid_share``), if it is."""

@@ -222,10 +222,10 @@ def record_job_end(detail: JobRunEnded) -> ObjectResult | None:
         return None
     closed = closed_reason(item, owner=f"{obj.key}#{obj.version}")
     if closed:
-        result = objects._refuse(obj, dataset, run_id, closed)
+        result = objects.refuse(obj, dataset, run_id, closed)
     else:
         error = glue_run.get("ErrorMessage") or detail.message or "no message"
         reason = f"validation job run {detail.jobRunId} ended {detail.state}: {error}"[:1000]
-        result = objects._unreadable(obj, dataset, run_id, arguments["--ingest_date"], None, reason)
+        result = objects.unreadable(obj, dataset, run_id, arguments["--ingest_date"], None, reason)
     mark_finished(run_id, obj.key, detail.jobRunId)
     return result

@@ -270,7 +270,7 @@ def validate_object(obj: RawObject) -> ObjectResult:
     run = run_item(run_id)
     closed = closed_reason(run, owner=f"{obj.key}#{obj.version}")
     if closed:
-        return _refuse(obj, dataset, run_id, closed)
+        return refuse(obj, dataset, run_id, closed)
     if obj.key.rsplit("/", 1)[-1] == lake.MANIFEST:
         return _record_manifest(obj, dataset, run_id)
 
@@ -300,14 +300,14 @@ def validate_object(obj: RawObject) -> ObjectResult:
             raise too_large(f"object of {int(obj.size):,} bytes", limit)
         stream = _open(obj)
         if stream is None:
-            _forget_earlier(obj, dataset, run_id, ingest_date)
-            return _finish(
+            forget_earlier(obj, dataset, run_id, ingest_date)
+            return finish(
                 obj, dataset, run_id, ingest_date, contract, "missing", "object no longer exists"
             )
         return _validate_data(obj, stream, dataset, run_id, ingest_date, contract)
     except (ContractError, UnreadableObject) as exc:
         # Retrying cannot fix the object (or a missing/broken contract): record, do not raise.
-        return _unreadable(obj, dataset, run_id, ingest_date, contract, str(exc))
+        return unreadable(obj, dataset, run_id, ingest_date, contract, str(exc))
 
 
 def _read(obj: RawObject) -> bytes | None:
@@ -395,41 +395,41 @@ def _validate_data(
     from mlops.validation.checks import Tally
 
     settings = get_settings()
-    prefix = _forget_earlier(obj, dataset, run_id, ingest_date)
+    prefix = forget_earlier(obj, dataset, run_id, ingest_date)
     tally = Tally(contract)
     quarantined_csv: list[pd.DataFrame] = []
     chunks = _checked_chunks(obj, stream, contract, judge=True)
     for result in chunks:
         tally.add(result)
-        _append_rows(obj, result, dataset, run_id, ingest_date, contract, prefix, settings)
+        append_rows(obj, result, dataset, run_id, ingest_date, contract, prefix, settings)
         _keep_for_csv(quarantined_csv, result)
     # A lone chunk was judged as the whole object by its checks; more are judged together.
     rejection = tally.judged if tally.chunks == 1 else tally.rejection()
     if rejection and tally.chunks > 1:
-        prefix = _forget_earlier(obj, dataset, run_id, ingest_date)
+        prefix = forget_earlier(obj, dataset, run_id, ingest_date)
         quarantined_csv = []
         for result in _checked_chunks(obj, stream.again(), contract, reject=rejection):
-            _append_rows(obj, result, dataset, run_id, ingest_date, contract, prefix, settings)
+            append_rows(obj, result, dataset, run_id, ingest_date, contract, prefix, settings)
             _keep_for_csv(quarantined_csv, result)
-    _put_quarantined_csv(obj, dataset, run_id, contract, quarantined_csv)
+    put_quarantined_csv(obj, dataset, run_id, contract, quarantined_csv)
 
     summary = tally.summary(rejection)
     outcome: Outcome = "rejected" if rejection else "validated"
-    report = _report(obj, dataset, run_id, contract, outcome, rejection)
+    report = report_body(obj, dataset, run_id, contract, outcome, rejection)
     report |= summary | {
         "chunks": tally.chunks,
         "duplicate_keys_checked": "across the object"
         if tally.chunks == 1
         else "within each chunk; preparation drops keys repeated across chunks",
     }
-    report_key = _put_report(dataset, run_id, obj, report)
+    report_key = put_report(dataset, run_id, obj, report)
     logger.info(
         "object validated",
         extra={
             k: report[k] for k in ("rows_in", "rows_valid", "rows_quarantined", "status", "chunks")
         },
     )
-    return _finish(
+    return finish(
         obj,
         dataset,
         run_id,
@@ -505,7 +505,7 @@ def _checked_chunks(
         ) from exc
 
 
-def _append_rows(
+def append_rows(
     obj: RawObject,
     result: CheckResult,
     dataset: str,
@@ -514,34 +514,45 @@ def _append_rows(
     contract: Contract,
     prefix: str,
     settings: Any,
-) -> None:
-    """Add one checked chunk's rows to the validated and quarantine zones."""
+    *,
+    catalog: bool = True,
+) -> list[str]:
+    """Add one checked chunk's rows to the validated and quarantine zones; the valid columns.
+
+    ``catalog``: register the validated rows' partition in the Glue table too (Spark pieces
+    written side by side leave it to their driver: concurrent registrations collide).
+    """
     import awswrangler as wr
 
     ingest_time = obj.event_time.astimezone(timezone.utc).replace(tzinfo=None)
+    columns: list[str] = []
     if result.rows_valid:
-        valid = _with_lineage(result.valid, obj, run_id, ingest_time)
+        valid = with_lineage(result.valid, obj, run_id, ingest_time)
         valid["ingest_date"] = ingest_date
+        columns = [str(c) for c in valid.columns]
+        registered = (
+            {"database": settings.require("glue_database"), "table": dataset} if catalog else {}
+        )
         wr.s3.to_parquet(
             valid,
             path=lake.validated_path(settings.require("validated_bucket"), dataset),
             dataset=True,
             mode="append",
             partition_cols=["ingest_date", "run_id"],
-            database=settings.require("glue_database"),
-            table=dataset,
-            dtype=_athena_types(contract, valid),
+            dtype=athena_types(contract, valid),
             filename_prefix=prefix,
+            **registered,
         )
     if result.rows_quarantined:
         wr.s3.to_parquet(
-            _with_lineage(result.invalid, obj, run_id, ingest_time),
+            with_lineage(result.invalid, obj, run_id, ingest_time),
             path=lake.quarantine_rows_path(settings.require("quarantine_bucket"), dataset),
             dataset=True,
             mode="append",
             partition_cols=["run_id"],
             filename_prefix=prefix,
         )
+    return columns
 
 
 def _keep_for_csv(kept: list[pd.DataFrame], result: CheckResult) -> None:
@@ -550,7 +561,7 @@ def _keep_for_csv(kept: list[pd.DataFrame], result: CheckResult) -> None:
         kept.append(result.invalid.head(room))
 
 
-def _put_quarantined_csv(
+def put_quarantined_csv(
     obj: RawObject, dataset: str, run_id: str, contract: Contract, kept: list[pd.DataFrame]
 ) -> None:
     """The first ``CSV_ROWS`` quarantined rows as CSV for people (formulas neutralised)."""
@@ -562,12 +573,12 @@ def _put_quarantined_csv(
     client("s3").put_object(
         Bucket=get_settings().require("quarantine_bucket"),
         Key=lake.quarantined_rows_csv_key(dataset, run_id, obj.key),
-        Body=to_csv(pd.concat(kept, ignore_index=True), numeric_columns=numeric),
+        Body=to_csv(pd.concat(kept, ignore_index=True).head(CSV_ROWS), numeric_columns=numeric),
         ContentType="text/csv; charset=utf-8",
     )
 
 
-def _forget_earlier(obj: RawObject, dataset: str, run_id: str, ingest_date: str) -> str:
+def forget_earlier(obj: RawObject, dataset: str, run_id: str, ingest_date: str) -> str:
     """Delete the rows an earlier version (or attempt) of this key left in its run; the prefix.
 
     awswrangler appends a random suffix to file names; a prefix of our own per source key
@@ -594,7 +605,7 @@ def _delete_prefix(bucket: str, prefix: str) -> None:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
 
 
-def _with_lineage(
+def with_lineage(
     frame: pd.DataFrame, obj: RawObject, run_id: str, ingest_time: datetime
 ) -> pd.DataFrame:
     frame = frame.copy()
@@ -604,14 +615,14 @@ def _with_lineage(
     return frame
 
 
-def _athena_types(contract: Contract, frame: pd.DataFrame) -> dict[str, str]:
+def athena_types(contract: Contract, frame: pd.DataFrame) -> dict[str, str]:
     types = {name: _ATHENA_TYPES[spec.type] for name, spec in contract.columns.items()}
     types |= {name: "string" for name in contract.lineage_columns if name in frame.columns}
     types |= {"source_object": "string", "ingest_time": "timestamp"}
     return types
 
 
-def _report(
+def report_body(
     obj: RawObject,
     dataset: str,
     run_id: str,
@@ -638,7 +649,7 @@ def _report(
     }
 
 
-def _put_report(
+def put_report(
     dataset: str, run_id: str, obj: RawObject, report: dict[str, Any], key: str | None = None
 ) -> str:
     key = key or lake.validation_report_key(dataset, run_id, obj.key)
@@ -651,7 +662,7 @@ def _put_report(
     return key
 
 
-def _unreadable(
+def unreadable(
     obj: RawObject,
     dataset: str,
     run_id: str,
@@ -660,7 +671,7 @@ def _unreadable(
     reason: str,
 ) -> ObjectResult:
     """Keep a copy of the whole object in quarantine with a report; never retried."""
-    _forget_earlier(obj, dataset, run_id, ingest_date)
+    forget_earlier(obj, dataset, run_id, ingest_date)
     quarantine = get_settings().require("quarantine_bucket")
     source = _version_params(obj)
     copied = not (obj.size and obj.size > MAX_COPY_BYTES)
@@ -670,16 +681,16 @@ def _unreadable(
             Bucket=quarantine,
             Key=lake.quarantine_object_key(dataset, run_id, obj.key),
         )
-    report = _report(obj, dataset, run_id, contract, "unreadable", reason)
+    report = report_body(obj, dataset, run_id, contract, "unreadable", reason)
     report |= {"rows_in": 0, "rows_valid": 0, "rows_quarantined": 0, "copied": copied}
-    report_key = _put_report(dataset, run_id, obj, report)
+    report_key = put_report(dataset, run_id, obj, report)
     logger.warning("unreadable object quarantined", extra={"reason": reason})
-    return _finish(
+    return finish(
         obj, dataset, run_id, ingest_date, contract, "unreadable", reason, report_key=report_key
     )
 
 
-def _finish(
+def finish(
     obj: RawObject,
     dataset: str,
     run_id: str,
@@ -713,14 +724,14 @@ def _finish(
     return _result(obj, dataset, run_id, outcome, completion, part=part, report_key=report_key)
 
 
-def _refuse(obj: RawObject, dataset: str, run_id: str, reason: str) -> ObjectResult:
+def refuse(obj: RawObject, dataset: str, run_id: str, reason: str) -> ObjectResult:
     """An object version arriving into a complete run: a report and a ledger note, no rows.
 
     The zones and the run's counts stay those of the versions the run was completed with.
     """
-    report = _report(obj, dataset, run_id, None, "refused", reason)
+    report = report_body(obj, dataset, run_id, None, "refused", reason)
     key = lake.refusal_report_key(dataset, run_id, obj.key, obj.version)
-    _put_report(dataset, run_id, obj, report, key)
+    put_report(dataset, run_id, obj, report, key)
     record_refusal(run_id, obj.key, obj.version, reason)
     logger.warning("object refused: its run is complete", extra={"reason": reason})
     return _result(obj, dataset, run_id, "refused", None, reason=reason, report_key=key)
@@ -739,7 +750,7 @@ def _record_manifest(obj: RawObject, dataset: str, run_id: str) -> ObjectResult:
         reason = f"unreadable manifest: {exc}"
         logger.error(reason)
         record_bad_manifest(run_id, dataset, obj.key, reason)
-        report = _report(obj, dataset, run_id, None, "bad_manifest", reason)
+        report = report_body(obj, dataset, run_id, None, "bad_manifest", reason)
         return _result(
             obj,
             dataset,
@@ -747,7 +758,7 @@ def _record_manifest(obj: RawObject, dataset: str, run_id: str) -> ObjectResult:
             "bad_manifest",
             None,
             reason=reason,
-            report_key=_put_report(dataset, run_id, obj, report),
+            report_key=put_report(dataset, run_id, obj, report),
         )
     completion = record_manifest(manifest, obj.key, owner=f"{obj.key}#{obj.version}")
     return _result(obj, manifest.dataset, run_id, "manifest", completion)

@@ -127,10 +127,13 @@ def read_frame(body: bytes, key: str) -> pd.DataFrame:
     return read_object(body, key).frame
 
 
-def read_object(body: bytes, key: str, *, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> ReadResult:
+def read_object(
+    body: bytes, key: str, *, max_bytes: int = MAX_DECOMPRESSED_BYTES, piece: bool = False
+) -> ReadResult:
     """Parse all of ``body`` in the format ``key`` declares: one frame of its records.
 
-    ``max_bytes`` caps what the object may decode to (``TooLarge`` beyond it).
+    ``max_bytes`` caps what the object may decode to (``TooLarge`` beyond it). A ``piece`` of
+    a larger object where no line is a record is its bad lines, not an unreadable object.
     """
     gzipped = check_format(key).endswith(".gz")
     if len(body) > max_bytes and not gzipped:
@@ -138,7 +141,9 @@ def read_object(body: bytes, key: str, *, max_bytes: int = MAX_DECOMPRESSED_BYTE
     if gzipped and len(body) >= 18 and declared_gzip_size(body[-4:]) > max_bytes:
         check_gzip_size(io.BytesIO(body), max_bytes)
     chunks = list(
-        read_chunks(io.BytesIO(body), key, max_bytes=max_bytes, chunk_bytes=max_bytes + 1)
+        read_chunks(
+            io.BytesIO(body), key, max_bytes=max_bytes, chunk_bytes=max_bytes + 1, piece=piece
+        )
     )
     if len(chunks) == 1:
         return chunks[0]
@@ -177,6 +182,7 @@ def read_chunks(
     *,
     max_bytes: int = MAX_DECOMPRESSED_BYTES,
     chunk_bytes: int = CHUNK_BYTES,
+    piece: bool = False,
 ) -> Iterator[ReadResult]:
     """The records of ``stream`` in the format ``key`` declares, a frame per chunk.
 
@@ -185,7 +191,8 @@ def read_chunks(
     whole object. ``max_bytes`` caps what the object decodes to (``TooLarge``, raised when
     the chunk that passes it is read, so chunks before it may already have been yielded;
     ``check_gzip_size`` refuses a plain bomb first). An object with no record at all is
-    ``UnreadableObject`` once it has been read.
+    ``UnreadableObject`` once it has been read; a ``piece`` of a larger one, only when it has
+    no line at all.
     """
     fmt = check_format(key)
     source = _Decoded(stream, fmt.endswith(".gz"), max_bytes)
@@ -195,7 +202,7 @@ def read_chunks(
     elif base == "csv":
         chunks = _csv_chunks(source, chunk_bytes)
     else:
-        chunks = _jsonl_chunks(source, chunk_bytes)
+        chunks = _jsonl_chunks(source, chunk_bytes, judge=not piece)
     records = 0
     for frame, bad in chunks:
         records += len(frame) + len(bad)
@@ -285,8 +292,9 @@ def _record_end(block: bytes) -> int:
 
 
 def _jsonl_chunks(
-    source: _Decoded, chunk_bytes: int
+    source: _Decoded, chunk_bytes: int, *, judge: bool = True
 ) -> Iterator[tuple[pd.DataFrame, list[BadLine]]]:
+    """JSON lines a chunk at a time; ``judge``: no JSON object in any line is unreadable."""
     lines_before = 0
     any_good = False
     first_bad: BadLine | None = None
@@ -296,7 +304,7 @@ def _jsonl_chunks(
         any_good = any_good or len(frame) > 0
         first_bad = first_bad or (bad[0] if bad else None)
         yield frame, bad
-    if first_bad and not any_good:
+    if judge and first_bad and not any_good:
         raise UnreadableObject(
             f"not JSON lines: no line is a JSON object (line {first_bad.line}: {first_bad.reason})"
         )
