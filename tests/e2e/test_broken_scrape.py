@@ -8,11 +8,10 @@ import json
 import time
 
 import pytest
-from samtranslator.yaml_helper import yaml_parse
 
 import demosite
 from localcloud import model_commands
-from localcloud.cloud import PROJECT_ROOT, LocalCloud
+from localcloud.cloud import LocalCloud
 from localcloud.ledger_view import LedgerView
 from tests.e2e.test_deploy_local import EXECUTORS, RECORDS, expected, fitted, register
 
@@ -22,40 +21,6 @@ LISTINGS = 300
 # The default plan's redesign: the detail price leaves p.price, the demo spec's selector.
 LAYOUT_DAY = 11
 STOPPED = "layout changed? 100% of 20 detail pages lack required field(s) price (threshold 50%)"
-
-
-def notifying_template() -> str:
-    """template.yaml with what the scrape function needs to notify: the topic's ARN in its
-    environment, sns:Publish on the topic and use of the topic's key (JSON is YAML).
-
-    Each is added only if the template lacks it, so once template.yaml gives the scrape
-    function these, this returns the template as it is.
-    """
-    sam = yaml_parse((PROJECT_ROOT / "template.yaml").read_text())
-    scrape = sam["Resources"]["ScrapeFunction"]["Properties"]
-    scrape["Environment"]["Variables"].setdefault(
-        "NOTIFICATION_TOPIC_ARN", {"Ref": "NotificationTopic"}
-    )
-    statements = scrape["Policies"][0]["Statement"]
-    granted = {action for s in statements for action in s["Action"]}
-    if "sns:Publish" not in granted:
-        statements.append(
-            {
-                "Sid": "Notify",
-                "Effect": "Allow",
-                "Action": ["sns:Publish"],
-                "Resource": {"Ref": "NotificationTopic"},
-            }
-        )
-        statements.append(
-            {
-                "Sid": "NotifyEncrypted",
-                "Effect": "Allow",
-                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
-                "Resource": {"Fn::GetAtt": ["NotificationKey", "Arn"]},
-            }
-        )
-    return json.dumps(sam)
 
 
 def subscribe_inbox(cloud: LocalCloud) -> str:
@@ -83,7 +48,6 @@ def test_a_scrape_of_the_redesigned_site_stops_early_and_the_served_model_stays(
             executors=EXECUTORS,
             http_api=False,
             publish=False,
-            template_text=notifying_template(),
         ) as cloud,
         demosite.serve(listings=LISTINGS) as site,
     ):

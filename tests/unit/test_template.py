@@ -308,11 +308,10 @@ def test_outputs_reference_declared_resources(translated: dict[str, Any]) -> Non
 DLQ = {"sqs:SendMessage", "kms:GenerateDataKey", "kms:Decrypt"}
 NOTIFY = {"sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"}
 ROLE_ACTIONS = {
-    # mlops.scraping: raw parts and manifest, a site spec from S3, ledger start/finish and the
-    # site's lease (conditional put, conditional delete).
     # mlops.scraping: site spec, checkpoint (state, parts, visits), parts copied into the
-    # raw zone, the ledger and the site's lease, the hand-over event.
+    # raw zone, the ledger and the site's lease, the hand-over event, a broken layout notified.
     "ScrapeFunctionRole": DLQ
+    | NOTIFY
     | {"s3:PutObject", "s3:GetObject", "s3:ListBucket"}
     | {"dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}
     | {"events:PutEvents"},
