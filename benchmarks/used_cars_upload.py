@@ -3,7 +3,8 @@
 
 Rows are shaped like the demo site's listings as a user would upload them (the columns of
 ``demosite.catalogue.COLUMNS``): the same makes and models, the seller's messy make spellings,
-blank optional fields, and a price drawn from the site's own price function plus its noise, so
+blank optional fields, and a price drawn from the site's own price function
+(``demosite.catalogue.prices``) plus its noise, so
 the target is learnable and ``DEFAULT_NOISE_SIGMA`` is the best RMSE a model can reach. A small
 share of rows is invalid the way the site's defects are (year 2099, negative mileage, price $1)
 and some rows repeat an earlier row's key (validation keeps the first copy and quarantines the
@@ -28,12 +29,10 @@ import numpy as np
 import pandas as pd
 
 from demosite.catalogue import (
-    BODY_PREMIUM,
     COLUMNS,
     DEFAULT_NOISE_SIGMA,
     ELECTRIC_ONLY,
     ELECTRIC_OPTION,
-    FUEL_PREMIUM,
     HYBRID_MODELS,
     MAKE_SPELLINGS,
     MIN_PRICE,
@@ -41,6 +40,7 @@ from demosite.catalogue import (
     OTHER_BODIES,
     REFERENCE_DATE,
     REFERENCE_YEAR,
+    prices,
 )
 from mlops.contract import BUNDLED, Contract
 
@@ -100,27 +100,6 @@ def contract_yaml(rows: int) -> str:
     return widened
 
 
-def price_function(
-    pair: np.ndarray,
-    year: np.ndarray,
-    mileage: np.ndarray,
-    fuel: np.ndarray,
-    automatic: np.ndarray,
-    engine: np.ndarray,
-    body: np.ndarray,
-) -> np.ndarray:
-    """``demosite.catalogue.price_function`` on arrays (``engine`` NaN for electric cars)."""
-    age = np.maximum(REFERENCE_YEAR - year, 0)
-    value = _BASE[pair] * (0.3 + 0.7 * np.exp(-0.12 * age)) * np.exp(-mileage / 250_000) - 3000.0
-    value += pd.Series(fuel).map(FUEL_PREMIUM).to_numpy(float)
-    value += pd.Series(body).map(BODY_PREMIUM).to_numpy(float)
-    value -= pd.Series(_USUAL_BODY[pair]).map(BODY_PREMIUM).to_numpy(float)
-    value += np.where(automatic, 1200.0, 0.0)
-    usual = _USUAL_ENGINE[pair]
-    value += np.where(~np.isnan(engine) & (usual > 0), 2500.0 * (np.nan_to_num(engine) - usual), 0)
-    return np.round(np.maximum(1500.0 + value, 1000.0), 2)
-
-
 def chunk(start: int, rows: int, seed: int, digits: int) -> tuple[pd.DataFrame, int, int]:
     """Rows ``start`` to ``start + rows``: the frame, its defect count and its duplicate count."""
     rng = np.random.default_rng([seed, start])
@@ -149,7 +128,19 @@ def chunk(start: int, rows: int, seed: int, digits: int) -> tuple[pd.DataFrame, 
     body = _USUAL_BODY[pair].copy()
     other = rng.random(rows) >= 0.8
     body[other] = pd.Series(body[other]).map(lambda b: OTHER_BODIES.get(b, b)).to_numpy()
-    true_price = price_function(pair, year, mileage, fuel, automatic, engine, body)
+    canonical = pd.DataFrame(
+        {
+            "make": _MAKE[pair],
+            "model": _MODEL[pair],
+            "year": year,
+            "mileage": mileage,
+            "fuel": fuel,
+            "transmission": np.where(automatic, "automatic", "manual"),
+            "engine_size": engine,
+            "body": body,
+        }
+    )
+    true_price = prices(canonical)
     price = np.maximum(np.round(true_price + rng.normal(0.0, DEFAULT_NOISE_SIGMA, rows)), MIN_PRICE)
     posted = np.datetime64(REFERENCE_DATE) - rng.integers(0, 120, rows)
 

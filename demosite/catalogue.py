@@ -16,7 +16,11 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 REFERENCE_YEAR = 2026
 REFERENCE_DATE = date(2026, 11, 27)
@@ -159,6 +163,37 @@ def price_function(
     if engine_size is not None and usual_engine > 0:
         value += 2500.0 * (engine_size - usual_engine)
     return round(max(1500.0 + value, 1000.0), 2)
+
+
+def prices(frame: pd.DataFrame, models: ModelTable = MODELS) -> np.ndarray:
+    """``price_function`` of every row of ``frame`` at once (NaN where a row cannot be priced:
+    a missing feature other than the engine size, an unknown make, model, fuel or body)."""
+    import numpy as np
+    import pandas as pd
+
+    spec = [
+        models.get(make, {}).get(model) if isinstance(make, str) else None
+        for make, model in zip(frame["make"], frame["model"], strict=True)
+    ]
+    base = np.array([s[0] if s else np.nan for s in spec], dtype=float)
+    usual_body = pd.Series([s[1] if s else None for s in spec], index=frame.index)
+    usual_engine = np.array([s[2] if s else np.nan for s in spec], dtype=float)
+    year = pd.to_numeric(frame["year"], errors="coerce").to_numpy(float)
+    mileage = pd.to_numeric(frame["mileage"], errors="coerce").to_numpy(float)
+    engine = pd.to_numeric(frame["engine_size"], errors="coerce").to_numpy(float)
+    automatic = np.where(frame["transmission"].isna(), np.nan, 0.0)
+    automatic[(frame["transmission"] == "automatic").to_numpy()] = 1200.0
+
+    age = np.maximum(REFERENCE_YEAR - year, 0)
+    value = base * (0.3 + 0.7 * np.exp(-0.12 * age)) * np.exp(-mileage / 250_000) - 3000.0
+    value += frame["fuel"].map(FUEL_PREMIUM).to_numpy(float)
+    value += frame["body"].map(BODY_PREMIUM).to_numpy(float)
+    value -= usual_body.map(BODY_PREMIUM).to_numpy(float)
+    value += automatic
+    # As in price_function: no engine size (an electric car) means no engine adjustment.
+    with_engine = ~np.isnan(engine) & (usual_engine > 0)
+    value += np.where(with_engine, 2500.0 * (np.nan_to_num(engine) - usual_engine), 0.0)
+    return np.round(np.maximum(1500.0 + value, 1000.0), 2)
 
 
 @dataclass

@@ -38,7 +38,6 @@ from demosite.catalogue import (
     MODELS,
     PRICE_FEATURES,
     REFERENCE_DATE,
-    REFERENCE_YEAR,
     Catalogue,
     ModelTable,
     draw_listing,
@@ -46,6 +45,7 @@ from demosite.catalogue import (
     noisy_price,
     price_function,
     price_text,
+    prices,
     publish,
 )
 from demosite.pages import REDESIGN, STANDARD
@@ -185,29 +185,7 @@ class SiteDay:
         import numpy as np
         import pandas as pd
 
-        spec = [
-            self.models.get(make, {}).get(model) if isinstance(make, str) else None
-            for make, model in zip(frame["make"], frame["model"], strict=True)
-        ]
-        base = np.array([s[0] if s else np.nan for s in spec], dtype=float)
-        usual_body = pd.Series([s[1] if s else None for s in spec], index=frame.index)
-        usual_engine = np.array([s[2] if s else np.nan for s in spec], dtype=float)
-        year = pd.to_numeric(frame["year"], errors="coerce").to_numpy(float)
-        mileage = pd.to_numeric(frame["mileage"], errors="coerce").to_numpy(float)
-        engine = pd.to_numeric(frame["engine_size"], errors="coerce").to_numpy(float)
-        fuel_premium = frame["fuel"].map(FUEL_PREMIUM).to_numpy(float)
-        body_premium = frame["body"].map(BODY_PREMIUM).to_numpy(float)
-        usual_premium = usual_body.map(BODY_PREMIUM).to_numpy(float)
-        automatic = np.where(frame["transmission"].isna(), np.nan, 0.0)
-        automatic[(frame["transmission"] == "automatic").to_numpy()] = 1200.0
-
-        age = np.maximum(REFERENCE_YEAR - year, 0)
-        value = base * (0.3 + 0.7 * np.exp(-0.12 * age)) * np.exp(-mileage / 250_000) - 3000.0
-        value += fuel_premium + body_premium - usual_premium + automatic
-        # As in price_function: no engine size (an electric car) means no engine adjustment.
-        with_engine = ~np.isnan(engine) & (usual_engine > 0)
-        value += np.where(with_engine, 2500.0 * (np.nan_to_num(engine) - usual_engine), 0.0)
-        noiseless = np.round(np.maximum(1500.0 + value, 1000.0), 2)
+        noiseless = prices(frame, self.models)
         factors = (
             frame["fuel"]
             .map({fuel: self.price_factor(fuel) for fuel in FUEL_PREMIUM})
