@@ -10,8 +10,8 @@ What it does, per size (``--sizes``, in MB of 10**6 bytes):
    validation_bench.generate, unique eight-digit listing ids across the whole file, 1% blank
    mileage, ~2% invalid rows of five kinds, one fault each), streamed to disk a block of rows
    at a time and deterministic from ``--seed``. Files are cached in ``--work-dir`` (outside
-   the repository) with their row and invalid-row counts; a smaller file is a prefix of a
-   larger one.
+   the repository) with their row and invalid-row counts, and deleted after the run unless
+   ``--keep-files``; a smaller file is a prefix of a larger one.
 2. Runs moto as a server in a separate process, so the objects it holds are not counted in
    the measured process. moto serves a ranged GET by reading the whole object and slicing it;
    the server is patched so a range costs its own length, as on S3 (unpatched, each 8 MiB
@@ -30,10 +30,10 @@ What it does, per size (``--sizes``, in MB of 10**6 bytes):
    rows in = valid + quarantined = the rows generated, quarantined = the invalid rows
    generated, and the parquet files in the zones hold as many rows.
 
-The function runs with ``VALIDATION_CHUNK_BYTES`` from ``--chunk-bytes`` and a
-``MAX_DECOMPRESSED_BYTES`` above the largest size. ``VALIDATION_GLUE_MIN_BYTES`` is unset:
-in production objects over that threshold go to the Glue job; this measures the function's
-own path at these sizes.
+The function runs with ``VALIDATION_CHUNK_BYTES`` from ``--chunk-bytes`` (unset by default:
+the product's default) and a ``MAX_DECOMPRESSED_BYTES`` above the largest size.
+``VALIDATION_GLUE_MIN_BYTES`` is unset: in production objects over that threshold go to the
+Glue job; this measures the function's own path at these sizes.
 
 Baseline: pandera (validation_bench.pandera_validate, the same rules) in memory on a
 1,000,000-row frame of the same rows (pandera on 2 GB would not fit), twice: typed, as
@@ -47,7 +47,7 @@ time also counts moto (another process on the same cores, which a real S3 is not
 other work on a shared machine; CPU time counts neither.
 
     .venv/bin/python benchmarks/validation_scale_bench.py [--sizes 100 500 2000]
-        [--chunk-bytes 67108864] [--work-dir /tmp/validation-scale-bench] [--seed 7]
+        [--chunk-bytes 33554432] [--work-dir /tmp/validation-scale-bench] [--seed 7]
 """
 
 from __future__ import annotations
@@ -322,9 +322,13 @@ def moto_server(log: Path) -> Iterator[str]:
             child.wait()
 
 
-def aws_env(endpoint: str, chunk_bytes: int, max_bytes: int) -> dict[str, str]:
-    """What the validate function reads from its environment, pointed at the moto server."""
-    return {
+def aws_env(endpoint: str, chunk_bytes: int | None, max_bytes: int) -> dict[str, str]:
+    """What the validate function reads from its environment, pointed at the moto server.
+
+    ``chunk_bytes`` None leaves ``VALIDATION_CHUNK_BYTES`` unset: the settings' default.
+    """
+    chunk = {} if chunk_bytes is None else {"VALIDATION_CHUNK_BYTES": str(chunk_bytes)}
+    return chunk | {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -338,7 +342,6 @@ def aws_env(endpoint: str, chunk_bytes: int, max_bytes: int) -> dict[str, str]:
         "LEDGER_TABLE": LEDGER,
         "IDEMPOTENCY_TABLE": IDEMPOTENCY,
         "GLUE_DATABASE": DATABASE,
-        "VALIDATION_CHUNK_BYTES": str(chunk_bytes),
         "MAX_DECOMPRESSED_BYTES": str(max_bytes),
         "POWERTOOLS_SERVICE_NAME": "validate",
         "POWERTOOLS_METRICS_NAMESPACE": "ValidationScaleBench",
@@ -561,7 +564,11 @@ def timed(fn: Any, *args: Any) -> tuple[float, float, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 500, 2000], help="MB")
-    parser.add_argument("--chunk-bytes", type=int, default=64 * 1024**2)
+    parser.add_argument(
+        "--chunk-bytes",
+        type=int,
+        help="VALIDATION_CHUNK_BYTES for the function (default: unset, the product's default)",
+    )
     parser.add_argument(
         "--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "validation-scale-bench"
     )
@@ -588,6 +595,7 @@ def main() -> None:
 
     from benchmarks.validation_bench import pandera_validate
     from mlops.contract import Contract
+    from mlops.settings import Settings
     from mlops.validation.checks import check_frame
 
     sizes = sorted(set(args.sizes))
@@ -603,6 +611,7 @@ def main() -> None:
     pandera_validate(frames["text"].head(1000), contract)
 
     max_bytes = max(2 * max(sizes) * MB, 256 * 1024**2)
+    chunk_bytes = args.chunk_bytes or Settings().validation_chunk_bytes
     runs: dict[int, list[dict[str, Any]]] = {size: [] for size in sizes}
     pandera: dict[str, list[tuple[float, float]]] = {kind: [] for kind in frames}
     ours_in_memory: dict[str, list[tuple[float, float]]] = {kind: [] for kind in frames}
@@ -651,7 +660,7 @@ def main() -> None:
         )
     print(
         f"validate function end to end (S3 read, checks, parquet + Glue writes), chunks of "
-        f"{args.chunk_bytes / 2**20:g} MiB:\n"
+        f"{chunk_bytes / 2**20:g} MiB{'' if args.chunk_bytes else ' (the default)'}:\n"
     )
     print(
         f"{'size':>7} {'rows':>11} {'chunks':>6} {'base MB':>8} {'peak+ MB':>9} {'wall s':>7} "
