@@ -53,6 +53,7 @@ _NAME_PROPERTY: dict[str, Callable[[dict[str, Any]], Any]] = {
     "AWS::Events::Rule": lambda p: p.get("Name"),
     "AWS::KMS::Alias": lambda p: p.get("AliasName"),
     "AWS::ApiGatewayV2::Stage": lambda p: p.get("StageName"),
+    "AWS::KinesisFirehose::DeliveryStream": lambda p: p.get("DeliveryStreamName"),
 }
 
 
@@ -68,7 +69,13 @@ class Provisioned:
     properties: dict[str, Any] = field(default_factory=dict)
 
 
-_NAME_LIMITS = {"AWS::Events::Rule": 64, "AWS::SQS::Queue": 80, "AWS::Glue::Job": 255}
+# Firehose: "DeliveryStreamName ... Maximum length of 64" (Firehose API Reference).
+_NAME_LIMITS = {
+    "AWS::Events::Rule": 64,
+    "AWS::SQS::Queue": 80,
+    "AWS::Glue::Job": 255,
+    "AWS::KinesisFirehose::DeliveryStream": 64,
+}
 
 
 def _suffix(length: int = 12) -> str:
@@ -135,6 +142,9 @@ def _identity(t: Template, p: Provisioned) -> None:
         p.attributes["KeyId"] = p.name
     elif p.type == "AWS::CloudWatch::Alarm":
         arn = f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}"
+    elif p.type == "AWS::KinesisFirehose::DeliveryStream":
+        # Ref is the stream's name; GetAtt Arn its ARN (CloudFormation's return values).
+        arn = f"arn:aws:firehose:{region}:{account}:deliverystream/{name}"
     elif p.type == "AWS::ApiGatewayV2::Api":
         p.attributes["ApiEndpoint"] = f"https://{name}.execute-api.{region}.amazonaws.com"
         p.attributes["ApiId"] = name
@@ -203,6 +213,7 @@ class Provisioner:
             "AWS::SageMaker::ModelPackageGroup": self._model_package_group,
             "AWS::CloudWatch::Alarm": self._alarm,
             "AWS::ApiGatewayV2::Api": self._http_api,
+            "AWS::KinesisFirehose::DeliveryStream": self._delivery_stream,
         }
         order = list(creators)
         ranked = sorted(
@@ -413,6 +424,31 @@ class Provisioner:
             props["Threshold"] = float(props["Threshold"])
         self.client("cloudwatch").put_metric_alarm(**props)
 
+    def _delivery_stream(self, p: Provisioned) -> None:
+        """A Firehose stream; moto delivers to S3 synchronously, and the local cloud's
+        ``localcloud.executors.firehose`` makes that delivery look like Firehose's (evaluated
+        prefix, compression, object names, written as the stream's role)."""
+        props = p.properties
+        kwargs: dict[str, Any] = {
+            "DeliveryStreamName": p.name,
+            "DeliveryStreamType": props.get("DeliveryStreamType", "DirectPut"),
+        }
+        # CloudFormation's destination properties have the API's shape; numbers arrive as text.
+        for key in (
+            "ExtendedS3DestinationConfiguration",
+            "S3DestinationConfiguration",
+            "HttpEndpointDestinationConfiguration",
+        ):
+            if key in props:
+                kwargs[key] = _firehose_numbers(props[key])
+        if "DeliveryStreamEncryptionConfigurationInput" in props:
+            kwargs["DeliveryStreamEncryptionConfigurationInput"] = props[
+                "DeliveryStreamEncryptionConfigurationInput"
+            ]
+        if props.get("Tags"):
+            kwargs["Tags"] = props["Tags"]
+        self.client("firehose").create_delivery_stream(**kwargs)
+
     def _http_api(self, p: Provisioned) -> None:
         apigw = self.client("apigatewayv2")
         api = apigw.create_api(Name=self.template.stack, ProtocolType="HTTP")
@@ -429,6 +465,20 @@ class Provisioner:
                     stage["Properties"]["StageName"]
                 )
                 apigw.create_stage(ApiId=api["ApiId"], StageName=stage_name, AutoDeploy=True)
+
+
+_FIREHOSE_INTEGERS = {"IntervalInSeconds", "SizeInMBs", "DurationInSeconds"}
+
+
+def _firehose_numbers(value: Any) -> Any:
+    """A Firehose destination configuration with its integer settings as integers."""
+    if isinstance(value, dict):
+        return {
+            k: int(v) if k in _FIREHOSE_INTEGERS else _firehose_numbers(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_firehose_numbers(v) for v in value]
+    return value
 
 
 def _glue_encryption(props: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ EXECUTORS: list[str] = [
     "localcloud.executors.endpoint:EndpointExecutor",
     "localcloud.executors.registry:ModelRegistryEvents",
     "localcloud.executors.lambda_api:LambdaInvokeApi",
+    "localcloud.executors.firehose:FirehoseDelivery",
 ]
 
 __all__ = ["EXECUTORS", "CloudServices", "Executor"]

@@ -975,6 +975,17 @@ def _lambda_invoke(scope: _Scope, params: Params) -> list[AuthorizationRequest]:
     return [_req("lambda:InvokeFunction", function)]
 
 
+# ------------------------------------------------------------------------- Amazon Data Firehose
+
+
+@_maps("firehose", "PutRecord", "PutRecordBatch")
+def _firehose_put(scope: _Scope, params: Params) -> list[AuthorizationRequest]:
+    # Each is its own action on the stream ("Actions, resources, and condition keys for Amazon
+    # Data Firehose": PutRecord, PutRecordBatch; resource type deliverystream).
+    stream = scope.arn("firehose", f"deliverystream/{params['DeliveryStreamName']}")
+    return [_req(f"firehose:{scope.operation}", stream)]
+
+
 # ------------------------------------------------------------------------------------- lookup
 
 

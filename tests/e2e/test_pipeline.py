@@ -307,6 +307,18 @@ NOT_ON_THE_DEMO_PATH: dict[tuple[str, str], str] = {
     ("SageMakerExecutionRole", "logs:DescribeLogStreams"): "the real containers' logs",
     ("SageMakerExecutionRole", "logs:PutLogEvents"): "the real containers' logs",
     ("SageMakerExecutionRole", "s3:GetObject"): "checkpoints of an interrupted spot job",
+    # Firehose's S3 delivery: the local stand-in writes one PutObject per batch; Firehose
+    # itself also checks the bucket, uploads large objects in parts and cleans up after them.
+    **{
+        ("CaptureDeliveryRole", a): "Firehose's own S3 delivery (multipart, bucket checks)"
+        for a in (
+            "s3:GetObject",
+            "s3:AbortMultipartUpload",
+            "s3:GetBucketLocation",
+            "s3:ListBucket",
+            "s3:ListBucketMultipartUploads",
+        )
+    },
 }
 
 

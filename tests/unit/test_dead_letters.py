@@ -93,7 +93,8 @@ def test_each_functions_dlq_is_found_in_the_template_with_its_function():
 
     assert mapping["StartPreparationDLQ"] == "StartPreparationFunction"
     assert mapping["ValidateDLQ"] == "ValidateFunction"
-    assert len(mapping) == 6
+    assert mapping["MonitorDLQ"] == "MonitorFunction"
+    assert len(mapping) == 7
 
 
 def test_reading_dead_letters_leaves_every_message_visible(sqs, event):

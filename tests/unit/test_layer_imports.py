@@ -48,6 +48,11 @@ VALIDATE_DATA_PATH = [
     "mlops.validation.checks",
     "mlops.validation.readers",
 ]
+# What each function with the managed layer imports of it beyond its handler.
+DATA_PATHS = {
+    "ValidateFunction": VALIDATE_DATA_PATH,
+    "MonitorFunction": ["awswrangler", "pandas", "mlops.monitoring.drift", "mlops.ml.cleaning"],
+}
 
 
 # ------------------------------------------------------------------ assembling layers
@@ -263,6 +268,7 @@ FUNCTIONS = [
     "StartTrainingFunction",
     "EvaluateFunction",
     "DeployFunction",
+    "MonitorFunction",
     "WebFunction",
 ]
 
@@ -293,7 +299,7 @@ def test_each_handler_imports_from_its_layers_merged_in_template_order(
     layers = _layer_dirs(template.cfn, function, shared_layer, managed_layer)
     opt = merged(layers)
     code = ROOT / template.code_dirs[function]
-    modules = ["app", *(VALIDATE_DATA_PATH if managed_layer in layers else [])]
+    modules = ["app", *(DATA_PATHS.get(function, []) if managed_layer in layers else [])]
     # when its handler (and, for validate, the data path) is imported as Lambda would
     result = _import_as_lambda(code, opt, runtime, modules)
     # then it imports, with pydantic's typing_extensions, and nothing from the dev venv

@@ -42,6 +42,9 @@ EXISTS: dict[str, Callable[[Provisioned], Any]] = {
         "MetricAlarms"
     ][0],
     "AWS::ApiGatewayV2::Api": lambda p: client("apigatewayv2").get_api(ApiId=p.name),
+    "AWS::KinesisFirehose::DeliveryStream": lambda p: client("firehose").describe_delivery_stream(
+        DeliveryStreamName=p.name
+    ),
 }
 
 
@@ -100,3 +103,25 @@ def test_the_http_api_has_the_template_routes(
     _, planned = provisioned
     routes = client("apigatewayv2").get_routes(ApiId=planned["WebApi"].name)["Items"]
     assert {"GET /health", "POST /predictions"} <= {r["RouteKey"] for r in routes}
+
+
+def test_the_capture_stream_delivers_to_the_capture_bucket_with_its_evaluated_prefix(
+    provisioned: tuple[Template, dict[str, Provisioned]],
+) -> None:
+    # Given the provisioned template, when its capture stream is described, then it is a
+    # DirectPut stream into the capture bucket, gzip, with the template's dated prefix.
+    _, planned = provisioned
+    stream = planned["CaptureDeliveryStream"]
+
+    description = client("firehose").describe_delivery_stream(DeliveryStreamName=stream.name)[
+        "DeliveryStreamDescription"
+    ]
+
+    assert stream.attributes["Arn"] == description["DeliveryStreamARN"]
+    assert description["DeliveryStreamType"] == "DirectPut"
+    [destination] = description["Destinations"]
+    s3 = destination["ExtendedS3DestinationDescription"]
+    assert s3["BucketARN"] == planned["CaptureBucket"].attributes["Arn"]
+    assert s3["RoleARN"] == planned["CaptureDeliveryRole"].attributes["Arn"]
+    assert s3["Prefix"] == "dataset=used_cars/date=!{timestamp:yyyy-MM-dd}/"
+    assert s3["CompressionFormat"] == "GZIP"

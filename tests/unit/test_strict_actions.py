@@ -91,6 +91,8 @@ PROJECT_CALLS: list[tuple[str, str]] = [
     ("application-autoscaling", "DescribeScalingPolicies"),
     # web.endpoint
     ("sagemaker-runtime", "InvokeEndpoint"),
+    # web.capture: sampled predictions to the capture stream
+    ("firehose", "PutRecordBatch"),
     # validation.completion: the "Run Validated" event
     ("events", "PutEvents"),
     # notifications
@@ -553,3 +555,11 @@ def test_the_partition_comes_from_the_caller() -> None:
         partition="aws-cn",
     )
     assert request.resource == "arn:aws-cn:s3:::b/k"
+
+
+def test_a_firehose_batch_is_authorized_as_put_record_batch_on_its_stream() -> None:
+    # Given a PutRecordBatch naming a stream, when mapped, then it is its own action on that
+    # stream's deliverystream ARN (not firehose:PutRecord, which the web role is not granted).
+    assert pairs(
+        auth("firehose", "PutRecordBatch", DeliveryStreamName="capture", Records=[{"Data": b"x"}])
+    ) == [("firehose:PutRecordBatch", f"arn:aws:firehose:{ARN}:deliverystream/capture")]

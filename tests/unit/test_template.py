@@ -363,10 +363,15 @@ ROLE_ACTIONS = {
     | {"application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy"}
     | {"cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"}
     | {"dynamodb:UpdateItem", "dynamodb:Query"},
-    # mlops.web: the served endpoint chain, its package's evaluation, the contract.
+    # mlops.web: the served endpoint chain, its package's evaluation, the contract, and the
+    # inference capture's batches (mlops.web.capture).
     "WebFunctionRole": {"s3:GetObject", "s3:ListBucket", "sagemaker:InvokeEndpoint"}
     | {"sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"}
-    | {"sagemaker:DescribeModel", "sagemaker:ListTags", "sagemaker:DescribeModelPackage"},
+    | {"sagemaker:DescribeModel", "sagemaker:ListTags", "sagemaker:DescribeModelPackage"}
+    | {"firehose:PutRecordBatch"},
+    # Firehose's delivery into the capture zone: the S3 actions its S3-destination guide lists.
+    "CaptureDeliveryRole": {"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"}
+    | {"s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"},
     # Training and hosting: channels, source bundle, output, checkpoints, logs, metrics, and the
     # rollback alarms of blue/green updates. No ECR: the images are AWS's.
     "SageMakerExecutionRole": {"s3:GetObject", "s3:ListBucket", "s3:PutObject"}

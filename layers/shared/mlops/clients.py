@@ -21,6 +21,14 @@ _PER_SERVICE = {
     "sagemaker-runtime": Config(
         retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=20
     ),
+    # Inference capture (mlops.web.capture) runs inside a prediction request: one attempt,
+    # half a second to connect and to read, so a slow or unreachable Firehose costs the
+    # response at most about a second and never a retry loop. A lost capture is counted.
+    "firehose": Config(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=0.5,
+        read_timeout=0.5,
+    ),
 }
 
 

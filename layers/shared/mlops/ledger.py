@@ -111,9 +111,21 @@ def finish(
     )
 
 
-def claim(run_id: str, stage: str, **detail: Any) -> bool:
-    """Atomically start ``stage`` once: True for the first caller, False for any duplicate."""
+def claim(run_id: str, stage: str, *, retry_failed: bool = False, **detail: Any) -> bool:
+    """Atomically start ``stage`` once: True for the first caller, False for any duplicate.
+
+    ``retry_failed``: a stage recorded FAILED may be claimed again (the retry of an event
+    whose first attempt raised), never one STARTED, SUCCEEDED or SKIPPED.
+    """
     table = _table()
+    condition = "attribute_not_exists(run_id)"
+    values: dict[str, Any] = {}
+    if retry_failed:
+        condition += " OR #s = :failed"
+        values = {
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":failed": Status.FAILED.value},
+        }
     try:
         table.put_item(
             Item=_to_dynamo(
@@ -125,7 +137,8 @@ def claim(run_id: str, stage: str, **detail: Any) -> bool:
                 }
                 | ({"detail": detail} if detail else {})
             ),
-            ConditionExpression="attribute_not_exists(run_id)",
+            ConditionExpression=condition,
+            **values,
         )
     except table.meta.client.exceptions.ConditionalCheckFailedException:
         return False

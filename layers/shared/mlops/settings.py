@@ -69,6 +69,10 @@ class Settings(BaseModel):
     endpoint_instance_type: str | None = None
     sagemaker_execution_role_arn: str | None = None
     notification_topic_arn: str | None = None
+    # Inference capture (mlops.web.capture): the Firehose stream, and the percent of predicted
+    # rows sent to it. No stream name: nothing is captured (tests, a template without it).
+    capture_stream_name: str | None = None
+    capture_sampling_percent: float = Field(default=100.0, ge=0, le=100)
     alarm_names: str = ""
 
     @classmethod

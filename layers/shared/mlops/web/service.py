@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from mlops import naming
 from mlops.observability import bind_run, logger, metrics
 from mlops.settings import get_settings
-from mlops.web import endpoint
+from mlops.web import capture, endpoint
 from mlops.web.fields import FieldError, FormSpec, RowsRejected, load_spec, validate_rows
 from mlops.web.models import (
     MAX_BATCH_ROWS,
@@ -50,7 +50,7 @@ def predict(rows: list[Any], request_id: str | None = None) -> PredictionRespons
     bind_run(served.run_id or "unknown", request_id=request_id, model_version=served.version)
     answer = endpoint.invoke(name, clean)
     metrics.add_metric(name="RowsPredicted", unit=MetricUnit.Count, value=len(clean))
-    return PredictionResponse(
+    response = PredictionResponse(
         predictions=answer.predictions,
         probabilities=answer.probabilities,
         target=spec.target,
@@ -63,6 +63,17 @@ def predict(rows: list[Any], request_id: str | None = None) -> PredictionRespons
             trained_at=served.trained_at or (answer.model or {}).get("trained_at") or None,
         ),
     )
+    # Once the answer is built, and never at its expense: capture logs and counts its own
+    # failures and is bounded by its client's timeouts (mlops.web.capture).
+    capture.capture(
+        rows=clean,
+        predictions=answer.predictions,
+        probabilities=answer.probabilities,
+        features=[field.name for field in spec.fields],
+        served=served,
+        request_id=request_id,
+    )
+    return response
 
 
 def model_info() -> ModelResponse:
