@@ -28,6 +28,8 @@ EXPECTED_SUBSCRIPTIONS = {
     },
     "StartTrainingFunction": {("aws.glue", "Glue Job State Change")},
     "EvaluateFunction": {("aws.sagemaker", "SageMaker Training Job State Change")},
+    # The same event as start_preparation: each validated run against the champion.
+    "MonitorFunction": {("mlops.pipeline", "Run Validated")},
     "DeployFunction": {
         ("aws.sagemaker", "SageMaker Model Package State Change"),
         ("mlops.serving", "Serving Pin Changed"),
@@ -363,6 +365,14 @@ ROLE_ACTIONS = {
     | {"application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy"}
     | {"cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"}
     | {"dynamodb:UpdateItem", "dynamodb:Query"},
+    # mlops.monitoring.monitor: the run's validated and quarantined rows, the champion's
+    # profile and splits, the contract (awswrangler read_parquet lists and gets), the serving
+    # rule's reads, the endpoint's status and InvokeEndpoint, the ledger claim and finish.
+    "MonitorFunctionRole": DLQ
+    | {"s3:GetObject", "s3:ListBucket"}
+    | {"sagemaker:ListModelPackages", "sagemaker:DescribeModelPackageGroup", "sagemaker:ListTags"}
+    | {"sagemaker:DescribeModelPackage", "sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"}
+    | {"dynamodb:PutItem", "dynamodb:UpdateItem"},
     # mlops.web: the served endpoint chain, its package's evaluation, the contract, and the
     # inference capture's batches (mlops.web.capture).
     "WebFunctionRole": {"s3:GetObject", "s3:ListBucket", "sagemaker:InvokeEndpoint"}
@@ -797,12 +807,13 @@ def test_the_shared_layer_is_every_functions_last_layer(translated: dict[str, An
         assert [layer for layer in layers if layer == {"Ref": shared}] == [layers[-1]], name
 
 
-def test_only_validate_takes_the_managed_pandas_layer_from_the_region_mapping(
+def test_only_the_data_functions_take_the_managed_pandas_layer_from_the_region_mapping(
     source: dict[str, Any], translated: dict[str, Any]
 ) -> None:
+    # validate writes the zones with awswrangler; monitor reads them with it
     for name in _resources(translated, "AWS::Lambda::Function"):
         managed = _layers(translated, name)[:-1]
-        if name != "ValidateFunction":
+        if name not in ("ValidateFunction", "MonitorFunction"):
             assert managed == [], name
             continue
         (layer,) = managed

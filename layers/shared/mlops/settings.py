@@ -69,6 +69,10 @@ class Settings(BaseModel):
     endpoint_instance_type: str | None = None
     sagemaker_execution_role_arn: str | None = None
     notification_topic_arn: str | None = None
+    # Monitoring (mlops.monitoring): the drift alarm's number of drifted columns (features and
+    # the target), and how much worse than at approval the fresh metric may get.
+    drift_alarm_features: int = Field(default=1, ge=1)
+    fresh_quality_threshold: float = Field(default=1.25, gt=1)
     # Inference capture (mlops.web.capture): the Firehose stream, and the percent of predicted
     # rows sent to it. No stream name: nothing is captured (tests, a template without it).
     capture_stream_name: str | None = None
