@@ -222,3 +222,12 @@ def test_a_gzip_declaring_more_than_the_cap_is_refused_before_any_chunk_is_read(
     assert result["outcome"] == "unreadable"
     assert "MAX_DECOMPRESSED_BYTES" in result["reason"]
     assert small_chunks.validated_rows().empty
+
+
+def test_only_the_final_chunk_says_it_is_the_last() -> None:
+    # given an object of many chunks and one of a single chunk
+    many = chunks_of(csv_body([car(i) for i in range(400)]), "ds/cars.csv")
+    one = chunks_of(csv_body([car(i) for i in range(3)]), "ds/cars.csv")
+    # then only the final chunk of each says so: a lone chunk can be judged as the object
+    assert [c.last for c in many] == [False] * (len(many) - 1) + [True]
+    assert [c.last for c in one] == [True]

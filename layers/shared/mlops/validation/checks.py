@@ -47,6 +47,8 @@ _FALSE = {"false", "f", "no", "n", "0"}
 # separators ("$12,500.50"). "12.500" or "12 500" could mean two things and stay type errors.
 _CURRENCY = r"^[+-]?\s*[$€£]\s*"
 _THOUSANDS = r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$"
+# A number as pandas and Arrow both read it: sign, digits, a point, an exponent.
+_PLAIN_NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 _DTYPES = {"int": "Int64", "float": "Float64", "string": "string", "category": "category"}
 # Masks keeping the first k bytes of a little-endian 8-byte word, k = 0..8.
 _BYTE_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
@@ -74,6 +76,8 @@ class CheckResult:
     bad_lines: list[BadLine] = field(default_factory=list)
     # Nulls per contract column present in the frame: what ``Tally`` sums across chunks.
     null_counts: dict[str, int] = field(default_factory=dict)
+    # Whether the frame was judged as a whole object (min_rows, max_invalid_share, reject).
+    judged: bool = True
 
     @property
     def rows_valid(self) -> int:
@@ -90,6 +94,7 @@ class CheckResult:
             "rows_valid": self.rows_valid,
             "rows_quarantined": self.rows_quarantined,
             "rejection_reason": self.rejection_reason,
+            "judged": self.judged,
             "rule_failures": self.rule_failures,
             "unexpected_columns": self.unexpected_columns,
             "missing_optional_columns": self.missing_optional_columns,
@@ -108,6 +113,7 @@ class CheckResult:
             "rows_quarantined": self.rows_quarantined,
             "rejected": self.rejected,
             "rejection_reason": self.rejection_reason,
+            "judged": self.judged,
             "rule_failures": self.rule_failures,
             "unexpected_columns": self.unexpected_columns,
             "missing_optional_columns": self.missing_optional_columns,
@@ -258,6 +264,7 @@ def check_frame(
         missing_markers=marked,
         bad_lines=list(bad_lines),
         null_counts=null_counts,
+        judged=judge or reject is not None,
     )
 
 
@@ -278,7 +285,8 @@ class Tally:
     bad_lines: list[BadLine] = field(default_factory=list)
     nulls: Counter[str] = field(default_factory=Counter)
     rows_with_column: Counter[str] = field(default_factory=Counter)
-    # Why the last chunk checked was rejected by its own checks (a lone chunk is the object).
+    # The object was one chunk, judged by its own checks (``judged``: why it was rejected).
+    whole: bool = False
     judged: str | None = None
 
     def add(self, result: CheckResult) -> None:
@@ -287,6 +295,7 @@ class Tally:
     def add_counts(self, counts: dict[str, Any]) -> None:
         """Add a chunk's ``CheckResult.counts()`` (a Spark piece sends them to its driver)."""
         self.chunks += 1
+        self.whole = self.chunks == 1 and counts.get("judged", False)
         self.judged = counts["rejection_reason"]
         self.rows_in += counts["rows_in"]
         self.rows_valid += counts["rows_valid"]
@@ -309,6 +318,8 @@ class Tally:
 
     def rejection(self) -> str | None:
         """Why the whole object is rejected (``min_rows``, ``max_invalid_share``), if it is."""
+        if self.whole:
+            return self.judged
         return _rejection(self.rows_in, self.rows_quarantined, self.contract)
 
     def summary(self, rejection: str | None = None) -> dict[str, Any]:
@@ -609,9 +620,7 @@ def _numbers(
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         numbers = series.to_numpy(dtype="float64", na_value=np.nan, copy=True)
     else:
-        numbers = pd.to_numeric(series.where(~null), errors="coerce").to_numpy(
-            dtype="float64", na_value=np.nan, copy=True
-        )
+        numbers = _plain_numbers(series, null)
         unparsed = np.flatnonzero(np.isnan(numbers) & ~null)
         if len(unparsed):
             # Only the few values that failed take the slower text route.
@@ -668,6 +677,30 @@ def _numbers(
         allowed_failed=allowed,
         normalised=repaired,
         markers=marked,
+    )
+
+
+def _plain_numbers(series: pd.Series, null: np.ndarray) -> np.ndarray:
+    """The values written as plain numbers ("12", "-0.5", "1e3", " 7 "); NaN for the rest.
+
+    Parsed by Arrow when the text is Arrow's (a CSV's cells): ``pd.to_numeric`` on text was
+    three quarters of a chunk's checks. Anything else ("12,500", "$5", markers) is NaN here
+    and takes the text route, as before.
+    """
+    if _is_arrow_text(series):
+        text = pc.utf8_trim_whitespace(_arrow(series))
+        try:
+            parsed = pc.cast(text, pa.float64())  # a column of numbers only: the usual case
+        except pa.ArrowInvalid:
+            try:
+                plain = pc.match_substring_regex(text, _PLAIN_NUMBER)
+                parsed = pc.cast(pc.if_else(plain, text, None), pa.float64())
+            except pa.ArrowInvalid:
+                parsed = None  # a form the pattern admits and Arrow does not: pandas decides
+        if parsed is not None:
+            return np.asarray(parsed.to_numpy(zero_copy_only=False), dtype="float64").copy()
+    return pd.to_numeric(series.where(~null), errors="coerce").to_numpy(
+        dtype="float64", na_value=np.nan, copy=True
     )
 
 

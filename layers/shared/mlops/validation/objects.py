@@ -403,14 +403,16 @@ def _validate_data(
         tally.add(result)
         append_rows(obj, result, dataset, run_id, ingest_date, contract, prefix, settings)
         _keep_for_csv(quarantined_csv, result)
+        del result  # not kept while the next chunk is read
     # A lone chunk was judged as the whole object by its checks; more are judged together.
-    rejection = tally.judged if tally.chunks == 1 else tally.rejection()
-    if rejection and tally.chunks > 1:
+    rejection = tally.rejection()
+    if rejection and not tally.whole:
         prefix = forget_earlier(obj, dataset, run_id, ingest_date)
         quarantined_csv = []
         for result in _checked_chunks(obj, stream.again(), contract, reject=rejection):
             append_rows(obj, result, dataset, run_id, ingest_date, contract, prefix, settings)
             _keep_for_csv(quarantined_csv, result)
+            del result
     put_quarantined_csv(obj, dataset, run_id, contract, quarantined_csv)
 
     summary = tally.summary(rejection)
@@ -472,27 +474,32 @@ def _checked_chunks(
             max_bytes=limit,
             chunk_bytes=settings.validation_chunk_bytes,
         )
-        read = next(chunks)
-        found = sorted(map(str, read.frame.columns))
-        if not set(found) & expected_columns(contract):
-            raise UnreadableObject(f"none of the contract's columns in {found}")
-        following = next(chunks, None)
-        alone = following is None
-        while read is not None:
+        first = True
+        for read in chunks:
+            if first:
+                found = sorted(map(str, read.frame.columns))
+                if not set(found) & expected_columns(contract):
+                    raise UnreadableObject(f"none of the contract's columns in {found}")
             if read.bad_lines:
                 logger.warning(
                     "bad lines quarantined",
                     extra={"bad_lines": len(read.bad_lines), "first": read.bad_lines[0].line},
                 )
-            yield check_frame(
-                read.frame,
-                contract,
-                bad_lines=read.bad_lines,
-                missing_values=read.text_format,
-                judge=judge and alone,
-                reject=reject,
-            )
-            read, following = following, None if following is None else next(chunks, None)
+            # Neither the chunk nor its check stays referenced here while the caller writes it
+            # and the next chunk is read: a local held across the yield would keep it alive.
+            box = [
+                check_frame(
+                    read.frame,
+                    contract,
+                    bad_lines=read.bad_lines,
+                    missing_values=read.text_format,
+                    judge=judge and first and read.last,
+                    reject=reject,
+                )
+            ]
+            del read
+            first = False
+            yield box.pop()
     except UnreadableObject:
         raise
     except (TypeError, ValueError, ArithmeticError, pa.ArrowException) as exc:

@@ -57,6 +57,12 @@ CHUNK_BYTES = 64 * 1024**2
 _PIECE = 1024**2
 
 
+# A chunk as a format's reader yields it: its records, its bad lines, whether it is the last.
+# Each generator hands a chunk over through a list it pops, so it keeps no reference to what
+# the caller checks and writes while it is suspended (a local held across a yield would).
+_Chunk = tuple["pd.DataFrame", list["BadLine"], bool]
+
+
 class UnreadableObject(ValueError):
     """An object that is not what its name declares (or holds nothing): retrying cannot help."""
 
@@ -95,6 +101,8 @@ class ReadResult:
     frame: pd.DataFrame
     format: str
     bad_lines: list[BadLine] = field(default_factory=list)
+    # No chunk follows (a chunk that turns out last without knowing it says False).
+    last: bool = True
 
     @property
     def text_format(self) -> bool:
@@ -204,10 +212,12 @@ def read_chunks(
     else:
         chunks = _jsonl_chunks(source, chunk_bytes, judge=not piece)
     records = 0
-    for frame, bad in chunks:
+    for frame, bad, last in chunks:
         records += len(frame) + len(bad)
-        if len(frame) or bad:
-            yield ReadResult(frame, fmt, bad)
+        box = [ReadResult(frame, fmt, bad, last)] if len(frame) or bad else []
+        del frame, bad
+        if box:
+            yield box.pop()
     if not records:
         raise UnreadableObject(
             "empty object" if not source.read_any else "empty object: no records"
@@ -240,8 +250,11 @@ class _Decoded:
             raise too_large(what, self._max_bytes)
         return piece
 
-    def blocks(self, chunk_bytes: int, cut: Callable[[bytes], int]) -> Iterator[bytes]:
-        """Blocks of about ``chunk_bytes``, each ending where ``cut`` says a record ends.
+    def blocks(
+        self, chunk_bytes: int, cut: Callable[[bytearray], int]
+    ) -> Iterator[tuple[bytes, bool]]:
+        """Blocks of about ``chunk_bytes``, each ending where ``cut`` says a record ends, and
+        whether the stream ended with it.
 
         Read ``_PIECE`` bytes at a time, so passing the cap is noticed holding at most a
         piece more than it; a record longer than two chunks makes the object unreadable.
@@ -257,7 +270,7 @@ class _Decoded:
                     ended = True
                     break
                 block += piece
-            end = len(block) if ended else cut(bytes(block))
+            end = len(block) if ended else cut(block)
             if not end:
                 if len(block) > 2 * chunk_bytes:
                     raise UnreadableObject(
@@ -265,17 +278,19 @@ class _Decoded:
                     )
                 carry = bytes(block)
                 continue
-            records, carry = bytes(block[:end]), bytes(block[end:])
-            if records and not records.isspace():
-                yield records
+            with memoryview(block) as view:
+                box, carry = [bytes(view[:end])], bytes(view[end:])
+            del block
+            if box[0] and not box[0].isspace():
+                yield box.pop(), ended
 
 
-def _line_end(block: bytes) -> int:
+def _line_end(block: bytearray) -> int:
     """Just past the block's last newline (0: none)."""
     return block.rfind(b"\n") + 1
 
 
-def _record_end(block: bytes) -> int:
+def _record_end(block: bytearray) -> int:
     """Just past the block's last newline outside a quoted CSV value (0: none).
 
     A block starts outside quotes (every cut is), and a quote inside a value is doubled, so
@@ -291,19 +306,18 @@ def _record_end(block: bytes) -> int:
     return 0
 
 
-def _jsonl_chunks(
-    source: _Decoded, chunk_bytes: int, *, judge: bool = True
-) -> Iterator[tuple[pd.DataFrame, list[BadLine]]]:
+def _jsonl_chunks(source: _Decoded, chunk_bytes: int, *, judge: bool = True) -> Iterator[_Chunk]:
     """JSON lines a chunk at a time; ``judge``: no JSON object in any line is unreadable."""
     lines_before = 0
     any_good = False
     first_bad: BadLine | None = None
-    for block in source.blocks(chunk_bytes, _line_end):
-        frame, bad = _jsonl(block, lines_before)
+    for block, last in source.blocks(chunk_bytes, _line_end):
+        box = [(*_jsonl(block, lines_before), last)]
         lines_before += block.count(b"\n")
-        any_good = any_good or len(frame) > 0
-        first_bad = first_bad or (bad[0] if bad else None)
-        yield frame, bad
+        del block
+        any_good = any_good or len(box[0][0]) > 0
+        first_bad = first_bad or next(iter(box[0][1]), None)
+        yield box.pop()
     if judge and first_bad and not any_good:
         raise UnreadableObject(
             f"not JSON lines: no line is a JSON object (line {first_bad.line}: {first_bad.reason})"
@@ -365,18 +379,17 @@ def _header(body: bytes) -> list[str]:
         raise UnreadableObject(f"not CSV: {exc}") from None
 
 
-def _csv_chunks(source: _Decoded, chunk_bytes: int) -> Iterator[tuple[pd.DataFrame, list[BadLine]]]:
+def _csv_chunks(source: _Decoded, chunk_bytes: int) -> Iterator[_Chunk]:
     names: list[str] = []
     records_before = 0
-    for block in source.blocks(chunk_bytes, _record_end):
-        if not names:
+    for block, last in source.blocks(chunk_bytes, _record_end):
+        header = not names
+        if header:
             names = _column_names(_header(block))
-            frame, bad = _csv(block, names, header=True, records_before=0)
-            records_before = 1
-        else:
-            frame, bad = _csv(block, names, header=False, records_before=records_before)
-        records_before += len(frame) + len(bad)
-        yield frame, bad
+        box = [(*_csv(block, names, header=header, records_before=records_before), last)]
+        del block
+        records_before += int(header) + len(box[0][0]) + len(box[0][1])
+        yield box.pop()
 
 
 def _column_names(names: list[str]) -> list[str]:
@@ -444,9 +457,7 @@ def _csv(
     return table.to_pandas(), bad
 
 
-def _parquet_chunks(
-    source: _Decoded, max_bytes: int, chunk_bytes: int
-) -> Iterator[tuple[pd.DataFrame, list[BadLine]]]:
+def _parquet_chunks(source: _Decoded, max_bytes: int, chunk_bytes: int) -> Iterator[_Chunk]:
     """Row groups' batches of about ``chunk_bytes`` uncompressed, from a spooled copy.
 
     Parquet is read from its footer backwards, so the stream is first copied (to disk past
@@ -471,8 +482,12 @@ def _parquet_chunks(
             if declared > max_bytes:
                 raise too_large(f"parquet row groups of {declared:,} bytes uncompressed", max_bytes)
             rows = max(1, chunk_bytes * meta.num_rows // max(declared, 1))
+            read = 0
             for batch in parquet.iter_batches(batch_size=rows):
-                yield _parquet_frame(pa.Table.from_batches([batch])), []
+                read += batch.num_rows
+                box = [(_parquet_frame(pa.Table.from_batches([batch])), [], read >= meta.num_rows)]
+                del batch
+                yield box.pop()
         except TooLarge:
             raise
         except (pa.ArrowException, OSError, ValueError) as exc:
