@@ -289,12 +289,13 @@ def validate_object(obj: RawObject) -> ObjectResult:
         contract = load_contract(dataset)
         settings = get_settings()
         glue_min = settings.validation_glue_min_bytes
-        if glue_min is not None and obj.size and obj.size > glue_min:
-            # More than one invocation's time: the Glue job validates it with the same checks.
+        limit = settings.max_decompressed_bytes
+        if glue_min is not None and obj.size and obj.size > min(glue_min, limit):
+            # More than one invocation's time, or than the function reads at all: the Glue
+            # job validates it with the same checks.
             from mlops.validation.delegation import delegate
 
             return delegate(obj, dataset, run_id, ingest_date, contract)
-        limit = settings.max_decompressed_bytes
         if obj.size and obj.size > limit:
             # Not even fetched: more bytes than validation would decode.
             raise too_large(f"object of {int(obj.size):,} bytes", limit)
