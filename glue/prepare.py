@@ -13,13 +13,24 @@ code the model artifact runs at inference. Nothing collects the data to the driv
 statistics (a few numbers per column) come back.
 
 Arguments are Glue's ``--KEY value`` pairs: ``--run_id --dataset --validated_path
---curated_path --contract_uri [--train_fraction --validation_fraction]``. Glue's own extra
+--curated_path --contract_uri [--train_fraction --validation_fraction --window_runs
+--window_days --champion_fingerprint --champion_run_id]``.
+
+The training window: ``--window_runs`` names the validated partitions to read
+(``ingest_date=…/run_id=…``, comma-separated, oldest first, this run last), chosen by
+``mlops.preparation``; without it only this run is read. The latest copy of each key wins
+across them (the newest run first, then the in-run rule). The window's fingerprint is a hash of
+those latest copies' contract columns (not lineage: ``fetched_at`` changes every day), the
+contract version and this code; when it equals ``--champion_fingerprint`` (the served model's)
+the job writes a ``skipped`` manifest only and ends: nothing to prepare or train. Glue's own extra
 arguments (``--JOB_NAME``, ``--job-bookmark-option``…) are tolerated. Paths are ``s3://`` on
 Glue and local directories when the local cloud stages the data (no s3a connector offline).
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import os
 import sys
@@ -34,6 +45,13 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from mlops.ml import cleaning as _cleaning
+from mlops.ml import features as _features
+from mlops.ml import pipeline as _pipeline
+from mlops.ml import preprocessing as _preprocessing
+from mlops.ml import profile as _profile
+from mlops.ml import splitting as _splitting
+from mlops.ml import statistics as _statistics
 from mlops.ml.cleaning import (
     USABLE,
     UnusableData,
@@ -43,6 +61,7 @@ from mlops.ml.cleaning import (
     order_column,
     passthrough_columns,
 )
+from mlops.ml.cleaning import columns as contract_columns
 from mlops.ml.features import feature_set
 from mlops.ml.pipeline import SPLIT_COLUMN, check_splits, featurise
 from mlops.ml.preprocessing import curate, curated_columns, fit_from_stats, plan
@@ -59,6 +78,11 @@ SPARK_TYPES = {
 }
 # Spark's default accuracy: exact for up to 10,000 values per column, 0.01 % rank error beyond.
 PERCENTILE_ACCURACY = 10_000
+# A row's place in the window (0 = oldest run): travels through the row steps, then dropped.
+WINDOW_ORDER = "_window_order"
+# The fingerprint adds up two 60-bit slices of each row's SHA-256 (order-free, so Spark's
+# partitioning cannot change it); as decimals no sum can overflow (10^38 > 2^60 x 10^19 rows).
+_HASH_SLICES = ((1, 15), (16, 15))
 
 
 class PreparationFailed(RuntimeError):
@@ -73,6 +97,10 @@ class JobArgs:
     curated_path: str
     contract_uri: str
     shares: tuple[float, ...]
+    window_runs: tuple[str, ...] = ()
+    window_days: int = 0
+    champion_fingerprint: str | None = None
+    champion_run_id: str | None = None
 
 
 @dataclass
@@ -84,6 +112,19 @@ class SparkPrepared:
     profile: dict[str, Any]
     counts: dict[str, int]
     columns: list[str]
+    fingerprint: str | None = None
+    rows_by_run: dict[str, int] | None = None
+
+
+@dataclass
+class WindowRows:
+    """The window's latest copy of each key (cleaned, featured), before any statistic."""
+
+    featured: DataFrame
+    feature_kinds: dict[str, str]
+    lineage: list[str]
+    counts: dict[str, int]
+    rows_by_run: dict[str, int]
 
 
 def parse_args(argv: Sequence[str]) -> JobArgs:
@@ -106,6 +147,7 @@ def parse_args(argv: Sequence[str]) -> JobArgs:
     shares = fractions(
         values.get("train_fraction") or None, values.get("validation_fraction") or None
     )
+    window = tuple(p.strip().strip("/") for p in (values.get("window_runs") or "").split(","))
     return JobArgs(
         run_id=values["run_id"],
         dataset=values["dataset"],
@@ -113,6 +155,10 @@ def parse_args(argv: Sequence[str]) -> JobArgs:
         curated_path=values["curated_path"].rstrip("/") + "/",
         contract_uri=values["contract_uri"],
         shares=shares,
+        window_runs=tuple(p for p in window if p),
+        window_days=int(values.get("window_days") or 0),
+        champion_fingerprint=values.get("champion_fingerprint") or None,
+        champion_run_id=values.get("champion_run_id") or None,
     )
 
 
@@ -188,24 +234,46 @@ def _glob(spark: SparkSession, pattern: str) -> list[str]:
     return [str(status.getPath().toString()) for status in found]
 
 
-def read_validated(spark: SparkSession, path: str, run_id: str) -> DataFrame:
-    """The run's rows: ``path`` is the run's partition, or the dataset root holding it."""
+def read_validated(
+    spark: SparkSession, path: str, run_id: str, window: Sequence[str] = ()
+) -> DataFrame:
+    """The rows to prepare, with ``run_id`` and ``WINDOW_ORDER`` (0 = the oldest run).
+
+    ``path`` is the run's partition, or the dataset root holding it. ``window`` names the
+    partitions to read (``ingest_date=…/run_id=…``, oldest first); without it, the run's own.
+    Only those directories are listed: the rest of the dataset is never touched.
+    """
     root = path.rstrip("/")
-    if f"run_id={run_id}" in root:
+    if window:
+        partitions = [p for w in window for p in _glob(spark, f"{root}/{w}")]
+        order = {_run_of(w): i for i, w in enumerate(window)}
+        order.setdefault(run_id, len(window))
+    elif f"run_id={run_id}" in root:
         partitions = _glob(spark, root)
+        order = {run_id: 0}
     else:
         partitions = _glob(spark, f"{root}/run_id={run_id}") + _glob(
             spark, f"{root}/*/run_id={run_id}"
         )
+        order = {run_id: 0}
     files = [f for p in partitions for f in _glob(spark, f"{p.rstrip('/')}/*.parquet")]
-    if not files:
+    if not any(f"run_id={run_id}/" in f for f in files):
         raise PreparationFailed(f"run {run_id} has no validated rows under {path}")
-    # basePath keeps the partition directories' columns discoverable (they are dropped below).
-    df = spark.read.option("basePath", root).parquet(*files)
-    for partition_column in ("run_id", "ingest_date", "dataset"):
+    # basePath keeps the partition directories' columns discoverable: run_id says which run a
+    # row came from (the cross-run latest copy and the per-run counts need it).
+    base = root.split("/run_id=")[0].split("/ingest_date=")[0]
+    df = spark.read.option("basePath", base).parquet(*files)
+    if "run_id" not in df.columns:  # a single partition read as the base itself
+        df = df.withColumn("run_id", F.lit(run_id))
+    for partition_column in ("ingest_date", "dataset"):
         if partition_column in df.columns:
             df = df.drop(partition_column)
-    return df
+    ranks = F.create_map(*[F.lit(x) for r, i in order.items() for x in (r, i)])
+    return df.withColumn(WINDOW_ORDER, ranks[F.col("run_id")].cast("long"))
+
+
+def _run_of(partition: str) -> str:
+    return partition.rsplit("run_id=", 1)[-1].strip("/")
 
 
 # ------------------------------------------------------------------------------- schemas
@@ -230,10 +298,14 @@ def conform(df: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------- the steps
-def prepare_spark(
+def window_rows(
     validated: DataFrame, contract: dict[str, Any], run_id: str, shares: Sequence[float]
-) -> SparkPrepared:
-    """Every preparation step on Spark; mirrors ``mlops.ml.pipeline.prepare`` step for step."""
+) -> WindowRows:
+    """Clean, mark, feature and split every row in one pass; keep the latest copy of each key.
+
+    Rows read per run are counted before anything is dropped, so the ledger can reconcile each
+    run of the window with what validation wrote for it.
+    """
     specs = contract["columns"]
     lineage = passthrough_columns(pd.DataFrame(columns=validated.columns), contract)
     selected = [
@@ -241,7 +313,11 @@ def prepare_spark(
         for c in specs
         if c in validated.columns
     ] + [F.col(c).cast("string").alias(c) for c in lineage]
+    if WINDOW_ORDER in validated.columns:
+        selected.append(F.col(WINDOW_ORDER).cast("long").alias(WINDOW_ORDER))
     rows = validated.select(*selected)
+    by_run = validated.groupBy("run_id").count().collect() if "run_id" in validated.columns else []
+    rows_by_run = {str(r["run_id"]): int(r["count"]) for r in by_run}
 
     clean_kinds = cleaned_kinds(contract, lineage)
     derived = feature_set(contract["name"])
@@ -249,15 +325,18 @@ def prepare_spark(
     feature_kinds.update({n: "float" for n in derived.numeric})
     feature_kinds.update({n: "string" for n in derived.categorical})
     feature_kinds[SPLIT_COLUMN] = "string"
-    marked_kinds = {**feature_kinds, USABLE: "bool"}
+    marked_kinds = {**feature_kinds, USABLE: "bool", WINDOW_ORDER: "int"}
 
     # One pass over the data for every row-level step: clean, mark usable, features, split.
     def row_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
+            order = batch.pop(WINDOW_ORDER) if WINDOW_ORDER in batch.columns else None
             marked = mark_usable(batch, contract)
             usable = marked.pop(USABLE)
             featured = featurise(marked, contract, shares)
             featured[USABLE] = usable
+            # Row steps keep rows and their order: the run's place goes back by position.
+            featured[WINDOW_ORDER] = 0 if order is None else order.to_numpy()
             yield conform(featured, marked_kinds)
 
     marked = rows.mapInPandas(row_batches, schema_of(marked_kinds)).cache()
@@ -269,11 +348,92 @@ def prepare_spark(
         raise PreparationFailed(f"run {run_id} has no validated rows")
     if rows_clean == 0:
         raise PreparationFailed(f"no usable rows in run {run_id}: every row lacks a key or target")
-
-    featured = deduplicate(marked.where(F.col(USABLE)).drop(USABLE), contract).cache()
-    stats, split_counts = spark_statistics(featured, contract)
+    featured = (
+        deduplicate(marked.where(F.col(USABLE)).drop(USABLE), contract).drop(WINDOW_ORDER).cache()
+    )
+    rows_unique = featured.count()
     marked.unpersist()
-    rows_unique = sum(split_counts.values())
+    return WindowRows(
+        featured=featured,
+        feature_kinds=feature_kinds,
+        lineage=lineage,
+        counts={
+            "rows_in": rows_in,
+            "rows_dropped": rows_in - rows_clean,
+            "duplicates_dropped": rows_clean - rows_unique,
+        },
+        rows_by_run=rows_by_run,
+    )
+
+
+def code_version() -> str | None:
+    """SHA-256 of this script and the ``mlops.ml`` modules it runs (None if unreadable).
+
+    Part of the fingerprint: the same rows prepared by other code are other training data.
+    """
+    digest = hashlib.sha256()
+    modules = (
+        sys.modules[__name__],
+        _cleaning,
+        _features,
+        _pipeline,
+        _preprocessing,
+        _profile,
+        _splitting,
+        _statistics,
+    )
+    try:
+        for module in modules:
+            digest.update(inspect.getsource(module).encode())
+    except (OSError, TypeError):
+        return None
+    return digest.hexdigest()
+
+
+def fingerprint(featured: DataFrame, contract: dict[str, Any]) -> str | None:
+    """What the model would learn from, as one hash: the latest copies' contract columns.
+
+    Keys, features and target as cleaned (lineage such as ``fetched_at`` is left out, so an
+    unchanged site scraped on another day is unchanged), plus the contract version and the code
+    version. Order-free (a sum of per-row hashes), computed by one aggregation.
+    None when the code cannot be read: such a run never skips.
+    """
+    code = code_version()
+    if code is None:
+        return None
+    names = sorted(c for c in contract_columns(contract) if c in featured.columns)
+    text = F.concat_ws(
+        "\u001f",
+        *[F.coalesce(F.col(c).cast("string"), F.lit("\u0000")) for c in names],
+    )
+    row_hash = F.sha2(text, 256)
+    sums = [
+        F.sum(F.conv(F.substring(row_hash, pos, size), 16, 10).cast("decimal(38,0)")).alias(f"h{i}")
+        for i, (pos, size) in enumerate(_HASH_SLICES)
+    ]
+    total = featured.agg(F.count(F.lit(1)).alias("rows"), *sums).collect()[0]
+    document = {
+        "rows": int(total["rows"]),
+        "sums": [str(total[f"h{i}"] or 0) for i in range(len(_HASH_SLICES))],
+        "columns": names,
+        "contract_version": str(contract.get("version")),
+        "code": code,
+    }
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def prepare_spark(
+    validated: DataFrame,
+    contract: dict[str, Any],
+    run_id: str,
+    shares: Sequence[float],
+    window: WindowRows | None = None,
+) -> SparkPrepared:
+    """Every preparation step on Spark; mirrors ``mlops.ml.pipeline.prepare`` step for step."""
+    window = window or window_rows(validated, contract, run_id, shares)
+    featured, feature_kinds, lineage = window.featured, window.feature_kinds, window.lineage
+    stats, split_counts = spark_statistics(featured, contract)
     try:
         check_splits(split_counts, run_id, contract, shares)
     except UnusableData as exc:
@@ -297,23 +457,21 @@ def prepare_spark(
         curated=curated,
         artifact=artifact,
         profile=profile_from_stats(stats, contract),
-        counts={
-            "rows_in": rows_in,
-            "rows_dropped": rows_in - rows_clean,
-            "duplicates_dropped": rows_clean - rows_unique,
-            **split_counts,
-        },
+        counts={**window.counts, **split_counts},
         columns=columns,
+        rows_by_run=window.rows_by_run,
     )
 
 
 def deduplicate(cleaned: DataFrame, contract: dict[str, Any]) -> DataFrame:
-    """One row per key: latest ``fetched_at`` first (nulls last), ties by column values."""
+    """One row per key: the newest run's copy first (``WINDOW_ORDER``, when the rows span a
+    window), then the latest ``fetched_at`` (nulls last), ties by column values."""
     keys = list(contract.get("keys") or [])
     if not keys:
         return cleaned
     latest = order_column(pd.DataFrame(columns=cleaned.columns))
-    order = [F.col(latest).desc_nulls_last()] if latest else []
+    order = [F.col(WINDOW_ORDER).desc_nulls_last()] if WINDOW_ORDER in cleaned.columns else []
+    order += [F.col(latest).desc_nulls_last()] if latest else []
     order += [F.col(c).asc_nulls_last() for c in dedup_order(contract, cleaned.columns)]
     window = Window.partitionBy(*keys).orderBy(*order)
     ranked = cleaned.withColumn("_rank", F.row_number().over(window))
@@ -407,6 +565,35 @@ def _number(value: Any) -> float | None:
 
 
 # ------------------------------------------------------------------------------ the job
+def window_document(args: JobArgs, rows_by_run: dict[str, int] | None) -> dict[str, Any]:
+    """The window as the manifest and the ledger record it: which runs, how many rows each."""
+    partitions = args.window_runs or (f"run_id={args.run_id}",)
+    counts = rows_by_run or {}
+    return {
+        "days": args.window_days,
+        "runs": [
+            {
+                "run_id": _run_of(p),
+                "ingest_date": p.split("ingest_date=", 1)[1].split("/", 1)[0]
+                if "ingest_date=" in p
+                else None,
+                "rows": counts.get(_run_of(p), 0),
+            }
+            for p in partitions
+        ],
+    }
+
+
+def _manifest_head(args: JobArgs, contract: dict[str, Any], status: str) -> dict[str, Any]:
+    return {
+        "run_id": args.run_id,
+        "dataset": args.dataset,
+        "status": status,
+        "contract_version": str(contract.get("version")),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 def write_outputs(prepared: SparkPrepared, args: JobArgs, contract: dict[str, Any]) -> dict:
     """Curated parquet per split, the artifacts, then the manifest last."""
     out = args.curated_path
@@ -415,11 +602,10 @@ def write_outputs(prepared: SparkPrepared, args: JobArgs, contract: dict[str, An
     write_json(out + "artifacts/profile.json", prepared.profile)
     write_json(out + "artifacts/contract.json", contract)
     manifest = {
-        "run_id": args.run_id,
-        "dataset": args.dataset,
-        "contract_version": str(contract.get("version")),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **_manifest_head(args, contract, "prepared"),
         "counts": prepared.counts,
+        "fingerprint": prepared.fingerprint,
+        "window": window_document(args, prepared.rows_by_run),
         "fractions": dict(zip(SPLITS, args.shares, strict=True)),
         "splits": {s: f"{SPLIT_COLUMN}={s}/" for s in SPLITS},
         "artifacts": {
@@ -437,21 +623,49 @@ def write_outputs(prepared: SparkPrepared, args: JobArgs, contract: dict[str, An
     return manifest
 
 
+def write_skipped(
+    window: WindowRows, print_: str, args: JobArgs, contract: dict[str, Any]
+) -> dict[str, Any]:
+    """Only the manifest: the window's data is what the champion learnt from already."""
+    champion = f" (run {args.champion_run_id})" if args.champion_run_id else ""
+    manifest = {
+        **_manifest_head(args, contract, "skipped"),
+        "reason": f"window unchanged since the champion{champion} (fingerprint {print_})",
+        "counts": {
+            **window.counts,
+            "rows_unique": window.counts["rows_in"]
+            - window.counts["rows_dropped"]
+            - window.counts["duplicates_dropped"],
+        },
+        "fingerprint": print_,
+        "window": window_document(args, window.rows_by_run),
+    }
+    write_json(args.curated_path + "_manifest.json", manifest)
+    return manifest
+
+
 def log(message: str, **fields: Any) -> None:
     """One JSON line on stderr (the job's CloudWatch log on Glue)."""
     print(json.dumps({"message": message, **fields}, default=str), file=sys.stderr, flush=True)
 
 
 def run(spark: SparkSession, args: JobArgs) -> dict[str, Any]:
-    """Prepare one run end to end; returns the manifest."""
+    """Prepare one run's window end to end (or skip it); returns the manifest."""
     started = time.perf_counter()
     contract = load_contract(args.contract_uri)
     if contract["name"] != args.dataset:
         raise PreparationFailed(
             f"contract {args.contract_uri} is for {contract['name']}, not {args.dataset}"
         )
-    validated = read_validated(spark, args.validated_path, args.run_id)
-    prepared = prepare_spark(validated, contract, args.run_id, args.shares)
+    validated = read_validated(spark, args.validated_path, args.run_id, args.window_runs)
+    window = window_rows(validated, contract, args.run_id, args.shares)
+    print_ = fingerprint(window.featured, contract)
+    if print_ is not None and print_ == args.champion_fingerprint:
+        manifest = write_skipped(window, print_, args, contract)
+        log("window unchanged: skipped", run_id=args.run_id, fingerprint=print_)
+        return manifest
+    prepared = prepare_spark(validated, contract, args.run_id, args.shares, window)
+    prepared.fingerprint = print_
     log("statistics fitted", run_id=args.run_id, seconds=round(time.perf_counter() - started, 2))
     manifest = write_outputs(prepared, args, contract)
     log(

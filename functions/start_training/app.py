@@ -17,6 +17,7 @@ METRIC = {
     "Duplicate": "DuplicateSignals",
     "PreparationFailed": "PreparationFailed",
     "LaunchFailed": "TrainingLaunchFailed",
+    "Skipped": "TrainingSkipped",
 }
 
 

@@ -186,7 +186,10 @@ class GlueExecutor:
         if validated.startswith("s3://"):
             bucket, prefix = _s3_parts(validated)
             local_root = work / "validated"
-            self._download_run(s3, bucket, prefix, run_id, local_root)
+            # Preparation's training window names its partitions; Glue reads them on S3.
+            window = [w.strip().strip("/") for w in arguments.get("--window_runs", "").split(",")]
+            markers = [f"{w}/" for w in window if w] or [f"run_id={run_id}/"]
+            self._download_run(s3, bucket, prefix, markers, local_root)
             staged["--validated_path"] = str(local_root) + "/"
         contract = arguments.get("--contract_uri", "")
         if contract.startswith("s3://"):
@@ -213,17 +216,16 @@ class GlueExecutor:
         return staged
 
     def _download_run(
-        self, s3: Any, bucket: str, prefix: str, run_id: str, local_root: Path
+        self, s3: Any, bucket: str, prefix: str, markers: list[str], local_root: Path
     ) -> None:
-        """The parquet files of the run's partitions, keeping their partition directories."""
-        marker = f"run_id={run_id}/"
+        """The parquet files of the partitions named by ``markers``, keeping their directories."""
         local_root.mkdir(parents=True, exist_ok=True)
         paginator = s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 key = item["Key"]
                 relative = key[len(prefix) :]
-                if (marker in key) and key.endswith(".parquet"):
+                if any(m in key for m in markers) and key.endswith(".parquet"):
                     target = local_root / relative
                     target.parent.mkdir(parents=True, exist_ok=True)
                     s3.download_file(bucket, key, str(target))

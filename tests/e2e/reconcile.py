@@ -10,8 +10,12 @@ asserts, for every object the run recorded:
 - no rows in the run's partitions come from an object the run did not record;
 - once validated: the validate counts are the sums over the run's parts, and the run summary
   in quarantine says the same;
-- once prepared: the prepare ``rows_in`` is the run's validated rows, each split's count is the
-  curated rows of that split, and the curated manifest's counts are the ledger's.
+- once prepared (or skipped as unchanged): the prepare ``rows_in`` is the validated rows of
+  the runs in its training window, each run's share (the ledger's ``window``) is that run's
+  rows in the validated zone and its own validate ``rows_valid``, this run's share is its
+  validated rows; ``rows_in`` = rows dropped + duplicates dropped + rows kept (the splits, or
+  ``rows_unique`` of a skip); each split's count is the curated rows of that split, and the
+  curated manifest's counts are the ledger's.
 
 It returns what it counted, for a test to make its own claims on top.
 """
@@ -104,6 +108,8 @@ def assert_lake_matches_ledger(cloud: Any, run_id: str) -> Reconciled:
     if validate.get("status") == "SUCCEEDED":
         _assert_validate_totals(s3, cloud, validate, parts, found)
     prepare = stages.get("prepare")
+    if prepare and prepare.get("status") in ("SUCCEEDED", "SKIPPED") and prepare.get("counts"):
+        _assert_window(s3, cloud, prepare, found)
     if prepare and prepare.get("status") == "SUCCEEDED":
         _assert_prepared(s3, cloud, prepare, found)
     return found
@@ -133,9 +139,31 @@ def _assert_validate_totals(
     assert {k: summary[k] for k in sums} == {k: counts[k] for k in sums}, (summary, counts)
 
 
+def _assert_window(s3: Any, cloud: Any, prepare: dict[str, Any], found: Reconciled) -> None:
+    """Rows read per run of the window = what validation wrote and counted for that run."""
+    counts = prepare.get("counts") or {}
+    runs = (prepare.get("window") or {}).get("runs") or [
+        {"run_id": found.run_id, "rows": counts.get("rows_in")}
+    ]
+    assert counts.get("rows_in") == sum(r["rows"] for r in runs), (counts, runs)
+    shares = {r["run_id"]: r["rows"] for r in runs}
+    assert shares.get(found.run_id) == sum(found.validated.values()), (shares, found.validated)
+    bucket = cloud.resources["ValidatedBucket"]
+    for run in runs:
+        in_lake = sum(
+            _parquet_rows(s3, bucket, f"{found.dataset}/", f"/run_id={run['run_id']}/").values()
+        )
+        validated = (ledger_items(cloud, run["run_id"]).get("validate") or {}).get("counts") or {}
+        assert run["rows"] == in_lake == validated.get("rows_valid"), (run, in_lake, validated)
+    kept = counts.get("rows_unique")
+    if kept is None:
+        kept = sum(counts.get(s, 0) for s in SPLITS)
+    dropped = counts.get("rows_dropped", 0) + counts.get("duplicates_dropped", 0)
+    assert counts["rows_in"] == dropped + kept, counts
+
+
 def _assert_prepared(s3: Any, cloud: Any, prepare: dict[str, Any], found: Reconciled) -> None:
     counts = prepare.get("counts") or {}
-    assert counts.get("rows_in") == sum(found.validated.values()), (counts, found.validated)
     bucket = cloud.resources["CuratedBucket"]
     for split in SPLITS:
         prefix = lake.curated_split_prefix(found.dataset, found.run_id, split)

@@ -16,6 +16,7 @@ from mlops import ledger
 
 JOB = "mlops-prepare-dev"
 ARTIFACTS = "mlops-artifacts"
+VALIDATED_IN_EVENT = "mlops-validated-123456789012-dev"
 TOPIC = "mlops-notifications"
 
 
@@ -37,7 +38,8 @@ def env(aws: None, monkeypatch: pytest.MonkeyPatch, declared_table: Any) -> Iter
         monkeypatch.setenv(name, value)
     declared_table("RunLedgerTable", "mlops-ledger")
     s3 = boto3.client("s3")
-    for bucket in (ARTIFACTS, "mlops-curated", "mlops-validated"):
+    # The event's validated_path names its bucket: the training window is listed there.
+    for bucket in (ARTIFACTS, "mlops-curated", "mlops-validated", VALIDATED_IN_EVENT):
         s3.create_bucket(Bucket=bucket)
     glue = boto3.client("glue")
     glue.create_job(

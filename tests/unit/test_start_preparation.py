@@ -14,6 +14,7 @@ from mlops import ledger
 JOB = "mlops-prepare-dev"
 RUN = "20261127T083000Z-1a2b3c4d"
 ARTIFACTS = "mlops-artifacts"
+VALIDATED_IN_EVENT = "mlops-validated-123456789012-dev"
 CURATED = "mlops-curated"
 
 
@@ -31,7 +32,8 @@ def env(aws: None, monkeypatch: pytest.MonkeyPatch, declared_table: Any) -> Iter
         monkeypatch.setenv(name, value)
     declared_table("RunLedgerTable", "mlops-ledger")
     s3 = boto3.client("s3")
-    for bucket in (ARTIFACTS, CURATED, "mlops-validated"):
+    # The event's validated_path names its bucket: the training window is listed there.
+    for bucket in (ARTIFACTS, CURATED, "mlops-validated", VALIDATED_IN_EVENT):
         s3.create_bucket(Bucket=bucket)
     glue = boto3.client("glue")
     glue.create_job(
@@ -69,6 +71,9 @@ def test_a_validated_run_starts_the_glue_job_with_the_run_arguments(env, event, 
         "--validated_path": "s3://mlops-validated-123456789012-dev/used_cars/",
         "--curated_path": f"s3://{CURATED}/dataset=used_cars/run_id={RUN}/",
         "--contract_uri": f"s3://{ARTIFACTS}/contracts/resolved/used_cars/{RUN}.json",
+        # The default window (TrainingWindowDays 7) holds this run only: nothing else validated.
+        "--window_days": "7",
+        "--window_runs": f"ingest_date=2026-11-27/run_id={RUN}",
     }
 
 

@@ -327,11 +327,14 @@ ROLE_ACTIONS = {
     | {"events:PutEvents"}
     | {"glue:StartJobRun", "glue:GetJobRun"},
     # mlops.preparation.start_preparation: contract in, resolved contract out, StartJobRun,
-    # ledger claim/start/finish/stages and a released claim, the queue, notify past the bound.
+    # ledger claim/start/finish/stages and a released claim, the queue, notify past the bound;
+    # the training window's partitions (ListBucket) and the champion's fingerprint (registry).
     "StartPreparationFunctionRole": DLQ
     | NOTIFY
     | {"s3:GetObject", "s3:ListBucket", "s3:PutObject", "glue:StartJobRun"}
-    | {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DeleteItem"},
+    | {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DeleteItem"}
+    | {"sagemaker:ListModelPackages", "sagemaker:DescribeModelPackageGroup", "sagemaker:ListTags"}
+    | {"sagemaker:DescribeModelPackage"},
     # mlops.training_launch (+ preparation.record_outcome): Glue run, curated manifest, the
     # champion endpoint chain, the training job.
     "StartTrainingFunctionRole": DLQ

@@ -7,6 +7,13 @@ exact version, even if the user's contract changes while the job runs), and star
 When Glue refuses the run for the job's MaxConcurrentRuns, the run is queued instead (ledger
 ``prepare`` QUEUED with the reason, and an item in the job's queue) and nothing is raised.
 
+The run is prepared on a **window**: the validated partitions of its dataset whose ingest
+date is within TRAINING_WINDOW_DAYS ending at its own (``training_window``: listed by prefix,
+never the whole dataset; only runs whose validation SUCCEEDED, and none validated after this
+run), oldest first, this run last. The Glue job keeps the newest copy of each key. The served
+champion's window fingerprint (its model package metadata) goes to the job too, which skips a
+window whose data is the same (``record_outcome`` then records ``prepare`` SKIPPED).
+
 ``drain_queue`` reacts to a terminal "Glue Job State Change" of the job (a slot came free) and
 to a schedule: it fails runs that waited longer than PREPARATION_MAX_WAIT_MINUTES (with a
 notification) and starts the oldest queued runs until Glue refuses again.
@@ -20,13 +27,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from mlops import lake, ledger
+from mlops import lake, ledger, naming
 from mlops.clients import client, resource
 from mlops.contract import ContractError, load_contract
 from mlops.notifications import notify
@@ -151,12 +158,96 @@ class PreparationOutcome(BaseModel):
     curated_path: str
     manifest: dict[str, Any] | None = None
     reason: str | None = None
+    # The job found the window's data unchanged since the champion: nothing to train.
+    skipped: bool = False
 
     def channel(self, name: str) -> str:
         """S3 URI of a training channel: ``train``, ``validation``, ``test`` or ``artifacts``."""
         if name == "artifacts":
             return f"{self.curated_path}artifacts/"
         return f"{self.curated_path}split={name}/"
+
+
+class WindowRun(BaseModel):
+    """One validated run of a training window."""
+
+    run_id: str
+    ingest_date: str
+    rows_valid: int | None = None
+    validated_at: str | None = None
+
+    @property
+    def partition(self) -> str:
+        return f"ingest_date={self.ingest_date}/run_id={self.run_id}"
+
+
+def training_window(run: RunValidated, days: int) -> list[WindowRun]:
+    """The runs ``run`` is prepared on, oldest first and ``run`` last ([] = its rows only).
+
+    The validated zone's ``ingest_date=`` prefixes of the ``days`` dates ending at the run's
+    own are listed (one delimited ListObjectsV2 each: partition pruning, not a scan); a run
+    found there counts once its validation SUCCEEDED (a run still receiving objects would be
+    read half-written) and if it was validated no later than this run (a run prepared late,
+    from the queue, reads what it would have read on time; runs of one day come in
+    validation order).
+    """
+    if days <= 0 or not run.ingest_date:
+        return []
+    end = date.fromisoformat(run.ingest_date)
+    bucket, _, root = run.validated_path.removeprefix("s3://").partition("/")
+    own = _validate_item(run.run_id)
+    own_at = own.get("ended_at") or ledger._now()
+    found: list[WindowRun] = []
+    paginator = client("s3").get_paginator("list_objects_v2")
+    for offset in range(days - 1, -1, -1):
+        day = (end - timedelta(days=offset)).isoformat()
+        prefix = f"{root.rstrip('/')}/ingest_date={day}/"
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+            for common in page.get("CommonPrefixes", []):
+                segment = common["Prefix"][len(prefix) :].strip("/")
+                if not segment.startswith("run_id=") or segment == f"run_id={run.run_id}":
+                    continue
+                other = _validate_item(segment.removeprefix("run_id="))
+                validated_at = other.get("ended_at")
+                if other.get("status") != ledger.Status.SUCCEEDED.value or not validated_at:
+                    continue
+                if validated_at > own_at:
+                    continue
+                found.append(
+                    WindowRun(
+                        run_id=segment.removeprefix("run_id="),
+                        ingest_date=day,
+                        rows_valid=(other.get("counts") or {}).get("rows_valid"),
+                        validated_at=validated_at,
+                    )
+                )
+    found.sort(key=lambda r: (r.ingest_date, r.validated_at or "", r.run_id))
+    return [
+        *found,
+        WindowRun(
+            run_id=run.run_id,
+            ingest_date=run.ingest_date,
+            rows_valid=run.rows_valid,
+            validated_at=own.get("ended_at"),
+        ),
+    ]
+
+
+def _validate_item(run_id: str) -> dict[str, Any]:
+    return next((s for s in ledger.stages(run_id) if s["stage"] == "validate"), {})
+
+
+def champion_fingerprint(dataset: str) -> tuple[str | None, str | None]:
+    """(window fingerprint, run id) of the model the serving rule serves, if it has one.
+
+    A first run (no group, no Approved version) and a champion registered before fingerprints
+    existed both give None: such a run is never skipped.
+    """
+    from mlops.evaluation import registry
+
+    package = registry.champion(naming.model_package_group(dataset, get_settings().stage))
+    properties = (package or {}).get("CustomerMetadataProperties") or {}
+    return properties.get("window_fingerprint"), properties.get("run_id")
 
 
 def curated_path(bucket: str, dataset: str, run_id: str) -> str:
@@ -193,7 +284,9 @@ def start_preparation(detail: RunValidated | dict[str, Any]) -> PreparationStart
     try:
         contract = load_contract(run.dataset)
         try:
-            job_run_id, curated, contract_uri = _start_job(run, contract.model_dump(mode="json"))
+            job_run_id, curated, contract_uri, window = _start_job(
+                run, contract.model_dump(mode="json")
+            )
         except PreparationThrottled as exc:
             return _queue(run, str(exc))
     except ContractError as exc:
@@ -209,7 +302,7 @@ def start_preparation(detail: RunValidated | dict[str, Any]) -> PreparationStart
         # can start one. A run already QUEUED keeps its item (the release is a no-op).
         _release_claim(run.run_id, settings.require("ledger_table"))
         raise
-    _record_started(run, job_run_id, curated, contract_uri, contract.version)
+    _record_started(run, job_run_id, curated, contract_uri, contract.version, window)
     return PreparationStart(
         run_id=run.run_id,
         dataset=run.dataset,
@@ -220,8 +313,11 @@ def start_preparation(detail: RunValidated | dict[str, Any]) -> PreparationStart
     )
 
 
-def _start_job(run: RunValidated, contract: dict[str, Any]) -> tuple[str, str, str]:
-    """Freeze the contract, start the job run; returns (job run id, curated path, contract uri)."""
+def _start_job(run: RunValidated, contract: dict[str, Any]) -> tuple[str, str, str, dict[str, Any]]:
+    """Freeze the contract, start the job run on the run's window.
+
+    Returns (job run id, curated path, contract uri, the window as the ledger records it).
+    """
     settings = get_settings()
     if run.contract_version and str(contract["version"]) != run.contract_version:
         logger.warning(
@@ -238,28 +334,49 @@ def _start_job(run: RunValidated, contract: dict[str, Any]) -> tuple[str, str, s
     )
     contract_uri = f"s3://{artifacts}/{key}"
     curated = curated_path(settings.require("curated_bucket"), run.dataset, run.run_id)
+    days = settings.training_window_days
+    runs = training_window(run, days)
+    fingerprint, champion_run = champion_fingerprint(run.dataset)
+    arguments = {
+        "--run_id": run.run_id,
+        "--dataset": run.dataset,
+        "--validated_path": run.validated_path,
+        "--curated_path": curated,
+        "--contract_uri": contract_uri,
+        "--window_days": str(days),
+    }
+    if runs:
+        arguments["--window_runs"] = ",".join(r.partition for r in runs)
+    if fingerprint:
+        arguments["--champion_fingerprint"] = fingerprint
+        if champion_run:
+            arguments["--champion_run_id"] = champion_run
+    window = {
+        "days": days,
+        "runs": [r.model_dump(exclude_none=True) for r in runs],
+        "champion_fingerprint": fingerprint,
+        "champion_run_id": champion_run,
+    }
     glue = client("glue")
     try:
         response = glue.start_job_run(
-            JobName=settings.require("glue_job_name"),
-            Arguments={
-                "--run_id": run.run_id,
-                "--dataset": run.dataset,
-                "--validated_path": run.validated_path,
-                "--curated_path": curated,
-                "--contract_uri": contract_uri,
-            },
+            JobName=settings.require("glue_job_name"), Arguments=arguments
         )
     except glue.exceptions.ConcurrentRunsExceededException as exc:
         raise PreparationThrottled(
             f"Glue is already running its maximum of preparation jobs; run {run.run_id} "
             "waits for a free slot"
         ) from exc
-    return response["JobRunId"], curated, contract_uri
+    return response["JobRunId"], curated, contract_uri, window
 
 
 def _record_started(
-    run: RunValidated, job_run_id: str, curated: str, contract_uri: str, version: Any
+    run: RunValidated,
+    job_run_id: str,
+    curated: str,
+    contract_uri: str,
+    version: Any,
+    window: dict[str, Any],
 ) -> None:
     ledger.start(
         run.run_id,
@@ -270,6 +387,7 @@ def _record_started(
         contract_uri=contract_uri,
         contract_version=version,
         validated_path=run.validated_path,
+        window={k: v for k, v in window.items() if v is not None},
     )
     logger.info("preparation started", extra={"glue_job_run_id": job_run_id})
 
@@ -357,9 +475,13 @@ def record_outcome(detail: GlueJobStateChange | dict[str, Any]) -> PreparationOu
     curated = arguments["--curated_path"].rstrip("/") + "/"
     succeeded = change.state in SUCCEEDED_STATES
     manifest = _read_manifest(curated, change.jobRunId) if succeeded else None
-    reason = None
+    skipped = bool(manifest and manifest.get("status") == "skipped")
+    reason = manifest.get("reason") if manifest and skipped else None
     if not succeeded:
         reason = job_run.get("ErrorMessage") or change.message or f"Glue job run {change.state}"
+    status = ledger.Status.SUCCEEDED if succeeded else ledger.Status.FAILED
+    if skipped:
+        status = ledger.Status.SKIPPED
     # What Glue bills the run for (mlops.costs): its execution time and its workers.
     billing = {
         name: job_run[key]
@@ -370,16 +492,19 @@ def record_outcome(detail: GlueJobStateChange | dict[str, Any]) -> PreparationOu
         )
         if job_run.get(key) is not None
     }
+    # The window read and its fingerprint: what a model trained on this run learnt from.
+    lineage = {k: (manifest or {}).get(k) for k in ("fingerprint", "window")}
     ledger.finish(
         run_id,
         STAGE,
-        ledger.Status.SUCCEEDED if succeeded else ledger.Status.FAILED,
+        status,
         counts=manifest["counts"] if manifest else None,
         reason=reason,
         glue_job_run_id=change.jobRunId,
         curated_prefix=curated,
         dataset=dataset,
         **billing,
+        **{k: v for k, v in lineage.items() if v is not None},
     )
     return PreparationOutcome(
         run_id=run_id,
@@ -390,6 +515,7 @@ def record_outcome(detail: GlueJobStateChange | dict[str, Any]) -> PreparationOu
         curated_path=curated,
         manifest=manifest,
         reason=reason,
+        skipped=skipped,
     )
 
 
@@ -463,7 +589,9 @@ def _start_queued(item: ledger.QueuedRun, owner: str) -> Literal["STARTED", "FUL
     try:
         contract = load_contract(run.dataset)
         try:
-            job_run_id, curated, contract_uri = _start_job(run, contract.model_dump(mode="json"))
+            job_run_id, curated, contract_uri, window = _start_job(
+                run, contract.model_dump(mode="json")
+            )
         except PreparationThrottled:
             ledger.release_queued(item, owner)
             return "FULL"
@@ -476,7 +604,7 @@ def _start_queued(item: ledger.QueuedRun, owner: str) -> Literal["STARTED", "FUL
         # No job run exists: the item goes back in its place for the retry or the next drain.
         ledger.release_queued(item, owner)
         raise
-    _record_started(run, job_run_id, curated, contract_uri, contract.version)
+    _record_started(run, job_run_id, curated, contract_uri, contract.version, window)
     ledger.dequeue(item, owner)
     return "STARTED"
 

@@ -34,6 +34,9 @@ class Settings(BaseModel):
     glue_database: str | None = None
     glue_job_name: str | None = None
     preparation_max_wait_minutes: int = Field(default=240, ge=1)
+    # Ingest dates of validated data a run is prepared and trained on, ending at its own
+    # (0: the run's rows only). The latest copy of each key wins (mlops.preparation.window).
+    training_window_days: int = Field(default=7, ge=0)
     event_bus_name: str = "default"
     site_spec_uri: str | None = None
     max_pages: int = Field(default=1000, ge=1)

@@ -40,6 +40,7 @@ class PreparationResult(Protocol):
     curated_path: str
     manifest: dict[str, Any] | None
     reason: str | None
+    skipped: bool
 
 
 class Hyperparameters(BaseModel):
@@ -63,7 +64,7 @@ class Hyperparameters(BaseModel):
 class LaunchOutcome(BaseModel):
     """What the launcher did for one Glue job state change."""
 
-    outcome: Literal["Started", "Duplicate", "PreparationFailed", "LaunchFailed"]
+    outcome: Literal["Started", "Duplicate", "PreparationFailed", "LaunchFailed", "Skipped"]
     run_id: str | None = None
     dataset: str | None = None
     training_job_name: str | None = None
@@ -136,6 +137,7 @@ def training_request(
     champion: str | None = None,
     hyperparameters: Hyperparameters | None = None,
     curated_path: str | None = None,
+    window_fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """The CreateTrainingJob request for one prepared run (pure: no AWS calls).
 
@@ -193,6 +195,12 @@ def training_request(
             {"Key": "contract_version", "Value": contract_version},
             {"Key": "stage", "Value": settings.stage},
             *naming.cost_tags(STAGE, run_id),
+            # Evaluation copies it into the model package: what a later run compares with.
+            *(
+                [{"Key": "window_fingerprint", "Value": window_fingerprint}]
+                if window_fingerprint
+                else []
+            ),
         ],
     }
     if settings.training_use_spot:
@@ -219,7 +227,11 @@ def _job_exists(name: str) -> bool:
 
 
 def launch(
-    run_id: str, dataset: str, contract_version: str = "", curated_path: str | None = None
+    run_id: str,
+    dataset: str,
+    contract_version: str = "",
+    curated_path: str | None = None,
+    window_fingerprint: str | None = None,
 ) -> LaunchOutcome:
     """Start the training job of a prepared run once; a duplicate signal starts nothing."""
     settings = get_settings()
@@ -241,6 +253,7 @@ def launch(
             region=region,
             champion=champion,
             curated_path=curated_path,
+            window_fingerprint=window_fingerprint,
         )
     except images.UnknownImage as error:
         # A deployment problem no retry can fix: record it, do not retry forever.
@@ -293,6 +306,15 @@ def start_training(glue_detail: dict[str, Any]) -> LaunchOutcome:
     from mlops.preparation import record_outcome
 
     prepared: PreparationResult = record_outcome(glue_detail)
+    if prepared.skipped:
+        # The window's data is what the champion learnt from: the ledger says so, no job.
+        logger.info("training skipped", extra={"reason": prepared.reason})
+        return LaunchOutcome(
+            outcome="Skipped",
+            run_id=prepared.run_id,
+            dataset=prepared.dataset,
+            reason=prepared.reason,
+        )
     if not prepared.succeeded:
         # record_outcome has put the failure in the ledger: nothing to train, nothing to retry.
         return LaunchOutcome(
@@ -307,4 +329,5 @@ def start_training(glue_detail: dict[str, Any]) -> LaunchOutcome:
         prepared.dataset,
         str(manifest.get("contract_version", "")),
         curated_path=prepared.curated_path,
+        window_fingerprint=manifest.get("fingerprint"),
     )

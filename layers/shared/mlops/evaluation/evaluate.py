@@ -408,6 +408,9 @@ def evaluate_training_job(job: TrainingJobDetail) -> EvaluationOutcome:
         "curated_prefix": job.curated_prefix(),
         "trained_at": job.trained_at(),
         "champion_source": champion_source,
+        # The training window's fingerprint (a job tag): preparation skips a later window
+        # whose data is the same while this model is the champion.
+        "window_fingerprint": job.lineage("window_fingerprint"),
     }
     report_url = f"s3://{bucket}/{prefix}report.html"
     statistics_uri = _put(
