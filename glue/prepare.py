@@ -125,6 +125,7 @@ class WindowRows:
     lineage: list[str]
     counts: dict[str, int]
     rows_by_run: dict[str, int]
+    rows_unique: int
 
 
 def parse_args(argv: Sequence[str]) -> JobArgs:
@@ -363,6 +364,7 @@ def window_rows(
             "duplicates_dropped": rows_clean - rows_unique,
         },
         rows_by_run=rows_by_run,
+        rows_unique=rows_unique,
     )
 
 
@@ -624,20 +626,15 @@ def write_outputs(prepared: SparkPrepared, args: JobArgs, contract: dict[str, An
 
 
 def write_skipped(
-    window: WindowRows, print_: str, args: JobArgs, contract: dict[str, Any]
+    window: WindowRows, window_print: str, args: JobArgs, contract: dict[str, Any]
 ) -> dict[str, Any]:
     """Only the manifest: the window's data is what the champion learnt from already."""
     champion = f" (run {args.champion_run_id})" if args.champion_run_id else ""
     manifest = {
         **_manifest_head(args, contract, "skipped"),
-        "reason": f"window unchanged since the champion{champion} (fingerprint {print_})",
-        "counts": {
-            **window.counts,
-            "rows_unique": window.counts["rows_in"]
-            - window.counts["rows_dropped"]
-            - window.counts["duplicates_dropped"],
-        },
-        "fingerprint": print_,
+        "reason": f"window unchanged since the champion{champion} (fingerprint {window_print})",
+        "counts": {**window.counts, "rows_unique": window.rows_unique},
+        "fingerprint": window_print,
         "window": window_document(args, window.rows_by_run),
     }
     write_json(args.curated_path + "_manifest.json", manifest)
@@ -659,13 +656,13 @@ def run(spark: SparkSession, args: JobArgs) -> dict[str, Any]:
         )
     validated = read_validated(spark, args.validated_path, args.run_id, args.window_runs)
     window = window_rows(validated, contract, args.run_id, args.shares)
-    print_ = fingerprint(window.featured, contract)
-    if print_ is not None and print_ == args.champion_fingerprint:
-        manifest = write_skipped(window, print_, args, contract)
-        log("window unchanged: skipped", run_id=args.run_id, fingerprint=print_)
+    window_print = fingerprint(window.featured, contract)
+    if window_print is not None and window_print == args.champion_fingerprint:
+        manifest = write_skipped(window, window_print, args, contract)
+        log("window unchanged: skipped", run_id=args.run_id, fingerprint=window_print)
         return manifest
     prepared = prepare_spark(validated, contract, args.run_id, args.shares, window)
-    prepared.fingerprint = print_
+    prepared.fingerprint = window_print
     log("statistics fitted", run_id=args.run_id, seconds=round(time.perf_counter() - started, 2))
     manifest = write_outputs(prepared, args, contract)
     log(

@@ -202,3 +202,33 @@ def test_an_unchanged_window_is_skipped_with_its_reason_and_nothing_curated(
     assert sorted(p.name for p in out.iterdir()) == ["_manifest.json"]
     assert manifest["counts"]["rows_in"] == 320
     assert manifest["counts"]["rows_unique"] == 120
+
+
+def test_the_demo_calendars_unchanged_day_keeps_the_windows_fingerprint(spark, contract, tmp_path):
+    from demosite.scenario import Scenario
+    from glue.prepare import fingerprint, read_validated, window_rows
+
+    # given the demo site's days 1-6 (day 5: "the same listings and prices as day 4"; day 6:
+    # the index rises 2%), each scraped on its own day
+    scenario = Scenario(listings=120)
+    partitions = []
+    for n in range(1, 7):
+        day = scenario.day(n)
+        rows = pd.DataFrame(day.catalogue.listings).assign(
+            source_url="http://127.0.0.1/listing", fetched_at=f"{day.date}T06:00:00Z"
+        )
+        partitions.append(put_partition(tmp_path, day.date.isoformat(), f"day{n}", rows))
+    root = str(tmp_path / "validated" / "used_cars")
+
+    def window_print(last: int) -> str | None:
+        window = partitions[:last]
+        validated = read_validated(spark, root, f"day{last}", window)
+        kept = window_rows(validated, contract, f"day{last}", (0.7, 0.15, 0.15)).featured
+        return fingerprint(kept, contract)
+
+    # when the windows ending on days 4, 5 and 6 are fingerprinted
+    day4, day5, day6 = window_print(4), window_print(5), window_print(6)
+
+    # then day 5's window is day 4's (a re-scrape of an unchanged site), day 6's is not
+    assert day5 == day4
+    assert day6 != day4

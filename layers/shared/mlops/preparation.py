@@ -196,7 +196,8 @@ def training_window(run: RunValidated, days: int) -> list[WindowRun]:
     end = date.fromisoformat(run.ingest_date)
     bucket, _, root = run.validated_path.removeprefix("s3://").partition("/")
     own = _validate_item(run.run_id)
-    own_at = own.get("ended_at") or ledger._now()
+    # Not recorded yet (validate finishes its item just after emitting): nothing is later.
+    own_at = own.get("ended_at") or datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     found: list[WindowRun] = []
     paginator = client("s3").get_paginator("list_objects_v2")
     for offset in range(days - 1, -1, -1):
