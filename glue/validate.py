@@ -302,8 +302,10 @@ def _parquet_file(path: str) -> Any:
     if path.startswith("s3://"):
         from pyarrow import fs
 
-        filesystem, inner = fs.FileSystem.from_uri(path)
-        return pq.ParquetFile(filesystem.open_input_file(inner))
+        # Not from_uri: a key with a space, "?", "#" or "%" is no valid URI, yet a valid key.
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        filesystem = fs.S3FileSystem(**({"region": region} if region else {}))
+        return pq.ParquetFile(filesystem.open_input_file(path.removeprefix("s3://")))
     return pq.ParquetFile(path)
 
 
@@ -323,8 +325,12 @@ def _write(result: Any, chunk: int, config: dict[str, Any]) -> list[str]:
     """This piece's rows, as the function writes a chunk's (without the catalog: the driver
     registers the partition once); the valid rows' columns."""
     from mlops.settings import get_settings
-    from mlops.validation.objects import append_rows
+    from mlops.validation.objects import append_rows, forget_files
 
+    # The piece's number, padded: file names sort in object order (the CSV for people).
+    prefix = f"{config['prefix']}{chunk:012d}-"
+    # A task Spark runs again (a lost executor) replaces its piece's files, not adds to them.
+    forget_files(config["dataset"], config["run_id"], config["ingest_date"], prefix)
     return append_rows(
         _raw_object(config),
         result,
@@ -332,8 +338,7 @@ def _write(result: Any, chunk: int, config: dict[str, Any]) -> list[str]:
         config["run_id"],
         config["ingest_date"],
         _contract(config),
-        # The piece's number, padded: file names sort in object order (the CSV for people).
-        f"{config['prefix']}{chunk:012d}-",
+        prefix,
         get_settings(),
         catalog=False,
     )
@@ -439,7 +444,7 @@ def run_pieces(frame: Any, config: dict[str, Any]) -> list[dict[str, Any]]:
 def validate(spark: SparkSession, args: JobArgs, obj: Any, contract: Any) -> None:
     """Validate the object through Spark and record it as the function would."""
     from mlops.validation import objects
-    from mlops.validation.checks import expected_columns
+    from mlops.validation.checks import BAD_LINE_RULE, expected_columns
     from mlops.validation.readers import UnreadableObject, check_format
 
     base = check_format(obj.key).removesuffix(".gz")
@@ -470,7 +475,7 @@ def validate(spark: SparkSession, args: JobArgs, obj: Any, contract: Any) -> Non
     frame = frame.cache()
     summaries = run_pieces(frame, config)
     total = tally(summaries, contract)
-    if not total.rows_in or total.rows_in == len(total.bad_lines):
+    if not total.rows_in or total.rows_in == total.rule_failures.get(BAD_LINE_RULE, 0):
         first = total.bad_lines[:1]
         raise UnreadableObject(
             f"no line can be read (line {first[0].line}: {first[0].reason})"

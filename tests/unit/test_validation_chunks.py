@@ -231,3 +231,61 @@ def test_only_the_final_chunk_says_it_is_the_last() -> None:
     # then only the final chunk of each says so: a lone chunk can be judged as the object
     assert [c.last for c in many] == [False] * (len(many) - 1) + [True]
     assert [c.last for c in one] == [True]
+
+
+def test_an_inch_mark_in_an_unquoted_value_neither_stops_nor_misplaces_a_cut() -> None:
+    # given a CSV written by hand: inch marks left unquoted (a quote inside a value, which CSV
+    # readers take as a character) and, around them, quoted values spanning lines
+    rows = [
+        f"L{i:06d},5'10\" driver" if i % 7 == 0 else f'L{i:06d},"line one\nline {i}"'
+        for i in range(1000)
+    ]
+    body = ("listing_id,note\n" + "\n".join(rows) + "\n").encode()
+    # when read a chunk at a time and whole
+    chunks = chunks_of(body, "ds/notes.csv")
+    whole = read_object(body, "ds/notes.csv").frame
+    # then the chunks hold exactly what a whole read does: every note intact, no bad line
+    joined = pd.concat([c.frame for c in chunks], ignore_index=True)
+    assert len(chunks) > 3
+    pd.testing.assert_frame_equal(joined, whole)
+    assert len(joined) == 1000 and joined["note"].str.startswith(("5'10", "line one")).all()
+    assert not [line for c in chunks for line in c.bad_lines]
+
+
+def test_a_line_ending_in_a_lone_carriage_return_is_a_place_to_cut() -> None:
+    body = csv_body([car(i) for i in range(300)]).replace(b"\n", b"\r")
+    chunks = chunks_of(body, "ds/mac.csv")
+    assert len(chunks) > 3
+    assert sum(len(c.frame) for c in chunks) == 300
+
+
+def test_a_bad_json_line_after_a_blank_chunk_keeps_its_number() -> None:
+    # given blank lines filling a whole chunk before a bad line
+    body = b'{"a": 1}\n' + b"\n" * (3 * CHUNK) + b"not json\n"
+    bad = [line.line for c in chunks_of(body, "ds/blank.jsonl") for line in c.bad_lines]
+    assert bad == [3 * CHUNK + 2]
+
+
+def test_an_error_reading_a_gzip_is_the_readers_to_retry_not_an_unreadable_object() -> None:
+    from botocore.exceptions import ReadTimeoutError
+
+    class Flaky(io.RawIOBase):
+        """A gzip whose reading times out part way, as a ranged GET can."""
+
+        def __init__(self, body: bytes) -> None:
+            self.body, self.sent = body, 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            if self.sent > 100:
+                raise ReadTimeoutError(endpoint_url="https://s3.example")
+            piece = self.body[self.sent : self.sent + 64]
+            buffer[: len(piece)] = piece
+            self.sent += len(piece)
+            return len(piece)
+
+    body = gzip.compress(jsonl([car(i) for i in range(400)]))
+    with pytest.raises(ReadTimeoutError):
+        list(read_chunks(io.BufferedReader(Flaky(body)), "ds/cars.jsonl.gz", chunk_bytes=CHUNK))

@@ -592,17 +592,26 @@ def forget_earlier(obj: RawObject, dataset: str, run_id: str, ingest_date: str) 
     awswrangler appends a random suffix to file names; a prefix of our own per source key
     lets a retry or a changed re-upload replace its earlier files instead of adding to them.
     """
-    settings = get_settings()
     prefix = "src-" + hashlib.sha256(obj.key.encode()).hexdigest()[:16] + "-"
-    validated = settings.require("validated_bucket")
-    quarantine = settings.require("quarantine_bucket")
-    _delete_prefix(validated, f"{dataset}/ingest_date={ingest_date}/run_id={run_id}/{prefix}")
-    _delete_prefix(quarantine, f"rows/{dataset}/run_id={run_id}/{prefix}")
+    forget_files(dataset, run_id, ingest_date, prefix)
+    quarantine = get_settings().require("quarantine_bucket")
     s3 = client("s3")
     s3.delete_object(Bucket=quarantine, Key=lake.quarantined_rows_csv_key(dataset, run_id, obj.key))
     # What an earlier, unreadable version of this key left: it no longer stands for the key.
     s3.delete_object(Bucket=quarantine, Key=lake.quarantine_object_key(dataset, run_id, obj.key))
     return prefix
+
+
+def forget_files(dataset: str, run_id: str, ingest_date: str, prefix: str) -> None:
+    """Delete the run's validated and quarantined row files whose names start with ``prefix``."""
+    settings = get_settings()
+    _delete_prefix(
+        settings.require("validated_bucket"),
+        f"{dataset}/ingest_date={ingest_date}/run_id={run_id}/{prefix}",
+    )
+    _delete_prefix(
+        settings.require("quarantine_bucket"), f"rows/{dataset}/run_id={run_id}/{prefix}"
+    )
 
 
 def _delete_prefix(bucket: str, prefix: str) -> None:

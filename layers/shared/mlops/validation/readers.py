@@ -55,6 +55,9 @@ MAX_DECOMPRESSED_BYTES = 256 * 1024**2
 CHUNK_BYTES = 64 * 1024**2
 # Read (decompressed) per step: the most a read can overshoot the cap by.
 _PIECE = 1024**2
+_QUOTE = ord('"')
+# Bytes after which a quote opens a quoted CSV value.
+_FIELD_START = frozenset(b",\n\r")
 
 
 # A chunk as a format's reader yields it: its records, its bad lines, whether it is the last.
@@ -238,10 +241,11 @@ class _Decoded:
         """At most ``size`` bytes (``b""`` at the end), or ``TooLarge`` past the cap."""
         try:
             piece = self._stream.read(size)
-        except (OSError, EOFError, zlib.error) as exc:
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             if not self._gzipped:
                 raise
-            # BadGzipFile is an OSError; a cut-off stream raises EOFError.
+            # The decoder's own errors only (a cut-off stream raises EOFError): an error reading
+            # the object (botocore's timeouts are OSErrors too) is AWS's, to be retried.
             raise UnreadableObject(f"not a complete gzip stream: {exc}") from None
         self.size += len(piece)
         self.read_any = self.read_any or bool(piece)
@@ -281,28 +285,51 @@ class _Decoded:
             with memoryview(block) as view:
                 box, carry = [bytes(view[:end])], bytes(view[end:])
             del block
-            if box[0] and not box[0].isspace():
+            # Blank blocks too: the JSON lines reader counts their lines.
+            if box[0]:
                 yield box.pop(), ended
 
 
 def _line_end(block: bytearray) -> int:
-    """Just past the block's last newline (0: none)."""
-    return block.rfind(b"\n") + 1
+    """Just past the block's last line end, ``\n`` or a lone ``\r`` (0: none)."""
+    return max(block.rfind(b"\n"), block.rfind(b"\r")) + 1
 
 
 def _record_end(block: bytearray) -> int:
-    """Just past the block's last newline outside a quoted CSV value (0: none).
+    """Just past the block's last line end outside a quoted CSV value (0: none).
 
-    A block starts outside quotes (every cut is), and a quote inside a value is doubled, so
-    a newline is outside quotes when an even number of quotes come before it.
+    A block starts at a record (every cut is one). As Arrow's CSV reader (and Python's)
+    reads it, a quote opens a quoted value only at the start of a field; inside one, a doubled
+    quote is a quote and a single one closes it; a quote anywhere else (an inch mark in
+    ``5'10"``) is a character like any other. Only the quotes are walked, so a file without
+    them costs one search.
     """
-    quotes = block.count(b'"')
+    import numpy as np
+
+    data = np.frombuffer(block, dtype=np.uint8)
+    quotes = np.flatnonzero(data == _QUOTE)
+    spans: list[tuple[int, int]] = []  # quoted values: [opening quote, closing quote]
+    opened = -1
+    skip = False
+    for position in quotes.tolist():
+        if skip:  # the second quote of a doubled one
+            skip = False
+        elif opened < 0:
+            if position == 0 or data[position - 1] in _FIELD_START:
+                opened = position
+        elif position + 1 < len(data) and data[position + 1] == _QUOTE:
+            skip = True
+        else:
+            spans.append((opened, position))
+            opened = -1
     end = len(block)
-    while (newline := block.rfind(b"\n", 0, end)) != -1:
-        quotes -= block.count(b'"', newline, end)
-        if quotes % 2 == 0:
+    if opened >= 0:
+        end = opened  # a quoted value still open at the block's end: cut before it
+    while (newline := max(block.rfind(b"\n", 0, end), block.rfind(b"\r", 0, end))) != -1:
+        inside = next((s for s in reversed(spans) if s[0] < newline), None)
+        if inside is None or inside[1] < newline:
             return newline + 1
-        end = newline
+        end = inside[0]
     return 0
 
 
