@@ -252,7 +252,19 @@ _MISSING_KEY = "S3 answers NoSuchKey rather than 403 for a missing key only with
 _REDELIVERY = "a redelivered event reads the run's ledger items (Query)"
 _NOTIFY = "notifications: failures and packages left for manual approval"
 _PROD = "prod: instance-backed endpoint with autoscaling and rollback alarms"
-_ROLES = ("Scrape", "Validate", "StartPreparation", "StartTraining", "Evaluate", "Deploy")
+_ROLES = (
+    "Scrape",
+    "Validate",
+    "StartPreparation",
+    "StartTraining",
+    "Evaluate",
+    "Deploy",
+    "Monitor",
+)
+_FIRST_RUN = (
+    "a run with a champion to compare (the demo's first has none: test_monitor_localcloud.py)"
+)
+_LARGE = "an object over ValidationGlueMinBytes (tests/e2e/test_large_objects.py)"
 # Grants the demo run cannot exercise, each with the path that needs it.
 NOT_ON_THE_DEMO_PATH: dict[tuple[str, str], str] = {
     **{(f"{r}FunctionRole", "sqs:SendMessage"): _DLQ for r in _ROLES},
@@ -297,6 +309,38 @@ NOT_ON_THE_DEMO_PATH: dict[tuple[str, str], str] = {
     ("ValidateFunctionRole", "s3:DeleteObject"): "an object validated again",
     ("ValidateFunctionRole", "s3:GetObject"): "an event without a version id",
     ("ScrapeFunctionRole", "events:PutEvents"): "a crawl longer than one invocation",
+    ("StartPreparationFunctionRole", "sagemaker:DescribeModelPackage"): (
+        "a champion to compare the window with (test_training_window_localcloud.py)"
+    ),
+    ("ScrapeFunctionRole", "sns:Publish"): "a broken layout (tests/e2e/test_broken_scrape.py)",
+    ("ValidateFunctionRole", "glue:StartJobRun"): _LARGE,
+    ("ValidateFunctionRole", "glue:GetJobRun"): _LARGE,
+    **{
+        ("ValidationJobRole", a): _LARGE
+        for a in (
+            "events:PutEvents",
+            "s3:ListBucket",
+            "s3:GetObject",
+            "s3:GetObjectVersion",
+            "glue:BatchCreatePartition",
+            "glue:CreateTable",
+            "glue:GetTable",
+            "glue:UpdateTable",
+            "dynamodb:GetItem",
+            "dynamodb:UpdateItem",
+            "s3:DeleteObject",
+            "s3:PutObject",
+        )
+    },
+    **{
+        ("MonitorFunctionRole", a): _FIRST_RUN
+        for a in (
+            "sagemaker:DescribeModelPackage",
+            "s3:GetObject",
+            "sagemaker:DescribeEndpoint",
+            "sagemaker:InvokeEndpoint",
+        )
+    },
     ("GlueJobRole", "s3:DeleteObject"): "a run prepared again (its curated prefix replaced)",
     # Spark's output committer on Glue checks and reads back what it writes; the local
     # executor uploads the output with boto3 and reads nothing.

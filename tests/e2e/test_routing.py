@@ -23,7 +23,7 @@ EXPECTED: dict[str, set[str]] = {
     "scheduled.json": {"ScrapeFunction"},
     "scrape_continues.json": {"ScrapeFunction"},
     "s3_object_created.json": {"ValidateFunction"},
-    "run_validated.json": {"StartPreparationFunction"},
+    "run_validated.json": {"StartPreparationFunction", "MonitorFunction"},
     # Training starts on success; every terminal state frees a slot for the preparation queue.
     "glue_job_succeeded.json": {"StartTrainingFunction", "StartPreparationFunction"},
     "glue_job_failed.json": {"StartTrainingFunction", "StartPreparationFunction"},

@@ -100,7 +100,9 @@ def test_filling_the_form_shows_the_prediction_and_the_model_version(
     row = json.loads(event("http_post_predictions.json")["body"])
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     page.goto(api.stage_url)
-    page.wait_for_function("document.getElementById('model-version').textContent === '3'")
+    # A selector, not a JavaScript predicate: the page's CSP refuses eval, which
+    # wait_for_function needs whenever its first check is not already true.
+    page.wait_for_selector("#model-version >> text='3'")
 
     fill(page, row)
     page.click("button[type=submit]")
